@@ -1,0 +1,311 @@
+//! WRITE / UPDATE / DELETE rows events (pre-GA v0, v1, v2, MariaDB compressed) and
+//! PARTIAL_UPDATE_ROWS. Rows are decoded lazily, one at a time, against their TABLE_MAP.
+
+use std::borrow::Cow;
+
+use crate::cursor::Cursor;
+use crate::error::{DecodeErrorKind, PResult};
+use crate::json_diff::{apply_json_diffs, parse_json_diffs};
+use crate::table_map::TableMap;
+use crate::value::{ColumnType, JsonValue, Value, decode_value};
+
+/// What a rows event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowsKind {
+    /// INSERT: after images only.
+    Write,
+    /// UPDATE: before and after images.
+    Update,
+    /// DELETE: before images only.
+    Delete,
+    /// UPDATE with partial JSON after images (`PARTIAL_UPDATE_ROWS_EVENT`).
+    PartialUpdate,
+}
+
+/// Rows-event flag: end of statement.
+pub const ROWS_FLAG_STMT_END: u16 = 0x0001;
+
+/// A rows event; see [`RowsEvent::rows`] to decode its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsEvent<'a> {
+    /// Insert / update / delete.
+    pub kind: RowsKind,
+    /// 0 (pre-GA 5.1), 1 or 2 (v2 has extra data).
+    pub version: u8,
+    /// Table id (refers to a TABLE_MAP).
+    pub table_id: u64,
+    /// Flags (`ROWS_FLAG_STMT_END` = 1, ...).
+    pub flags: u16,
+    /// v2 extra data (partition info / NDB info), raw.
+    pub extra_data: &'a [u8],
+    /// Number of columns in the table.
+    pub column_count: usize,
+    /// Columns present in the before image (or the only image).
+    pub columns_before: Cow<'a, [u8]>,
+    /// Columns present in the after image (UPDATE).
+    pub columns_after: Cow<'a, [u8]>,
+    /// The row images (decompressed for MariaDB compressed events).
+    pub rows_data: Cow<'a, [u8]>,
+}
+
+/// One changed row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange<'a> {
+    /// Before image (UPDATE, DELETE).
+    pub before: Option<Row<'a>>,
+    /// After image (INSERT, UPDATE).
+    pub after: Option<Row<'a>>,
+}
+
+/// One row image: one slot per table column; `None` when the column is not in the image
+/// (`binlog_row_image=MINIMAL/NOBLOB`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<'a> {
+    /// Values by column index.
+    pub values: Vec<Option<Value<'a>>>,
+}
+
+fn bit(bits: &[u8], i: usize) -> bool {
+    bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+
+impl<'a> RowsEvent<'a> {
+    /// Decode the rows against their table map. `max_alloc` caps any decompression (MariaDB
+    /// compressed columns). Iteration stops after the first error.
+    pub fn rows<'t>(&'t self, table: &'t TableMap<'t>) -> Rows<'t> {
+        Rows {
+            event: self,
+            table,
+            cursor: Cursor::new(&self.rows_data),
+            failed: false,
+            max_alloc: 1 << 30,
+        }
+    }
+
+    /// Whether the statement ends with this event.
+    pub fn is_stmt_end(&self) -> bool {
+        self.flags & ROWS_FLAG_STMT_END != 0
+    }
+
+    /// Convert into an owned value.
+    pub fn into_owned(self) -> RowsEvent<'static> {
+        RowsEvent {
+            kind: self.kind,
+            version: self.version,
+            table_id: self.table_id,
+            flags: self.flags,
+            extra_data: &[],
+            column_count: self.column_count,
+            columns_before: Cow::Owned(self.columns_before.into_owned()),
+            columns_after: Cow::Owned(self.columns_after.into_owned()),
+            rows_data: Cow::Owned(self.rows_data.into_owned()),
+        }
+    }
+}
+
+/// Iterator over the rows of a [`RowsEvent`].
+#[derive(Debug)]
+pub struct Rows<'t> {
+    event: &'t RowsEvent<'t>,
+    table: &'t TableMap<'t>,
+    cursor: Cursor<'t>,
+    failed: bool,
+    max_alloc: usize,
+}
+
+impl<'t> Rows<'t> {
+    /// Set the cap for decompressed column values (default 1 GiB).
+    pub fn with_max_alloc(mut self, max: usize) -> Self {
+        self.max_alloc = max;
+        self
+    }
+
+    fn image(&mut self, present: &[u8], partial_json: bool) -> PResult<Row<'t>> {
+        let cols = &self.table.columns;
+        let n = self.event.column_count;
+        let present_count = (0..n).filter(|&i| bit(present, i)).count();
+        let mut partial_bits: &[u8] = &[];
+        if partial_json {
+            let value_options = self.cursor.packed("partial update value options")?;
+            if value_options & 1 != 0 {
+                let json_cols = (0..n)
+                    .filter(|&i| bit(present, i) && cols[i].column_type == ColumnType::Json)
+                    .count();
+                partial_bits = self
+                    .cursor
+                    .bytes(json_cols.div_ceil(8), "partial JSON bitmap")?;
+            }
+        }
+        let nulls = self
+            .cursor
+            .bytes(present_count.div_ceil(8), "row null bitmap")?;
+        let mut values = Vec::with_capacity(n);
+        let mut k = 0usize; // index among present columns
+        let mut j = 0usize; // index among present JSON columns
+        for (i, col) in cols.iter().enumerate().take(n) {
+            if !bit(present, i) {
+                values.push(None);
+                continue;
+            }
+            let is_null = bit(nulls, k);
+            k += 1;
+            let is_json = col.column_type == ColumnType::Json;
+            let partial = is_json && bit(partial_bits, j);
+            if is_json {
+                j += 1;
+            }
+            if is_null {
+                values.push(Some(Value::Null));
+                continue;
+            }
+            if partial {
+                let len_bytes = usize::from(col.meta);
+                let len = self.cursor.uint_n(len_bytes, "partial JSON length")? as usize;
+                let diff = self.cursor.bytes(len, "partial JSON diff")?;
+                values.push(Some(Value::Json(JsonValue::UnappliedDiff(diff))));
+                continue;
+            }
+            let rest = self.cursor.peek_rest();
+            let (v, used) = decode_value(col, i, rest, self.max_alloc)?;
+            self.cursor.skip(used, "column value")?;
+            values.push(Some(v));
+        }
+        Ok(Row { values })
+    }
+
+    fn next_row(&mut self) -> PResult<RowChange<'t>> {
+        let ev = self.event;
+        if self.table.columns.len() < ev.column_count {
+            return Err(DecodeErrorKind::TableMapMismatch {
+                table_id: ev.table_id,
+                what: format!(
+                    "event has {} columns, TABLE_MAP has {}",
+                    ev.column_count,
+                    self.table.columns.len()
+                ),
+            });
+        }
+        match ev.kind {
+            RowsKind::Write => Ok(RowChange {
+                before: None,
+                after: Some(self.image(&ev.columns_before, false)?),
+            }),
+            RowsKind::Delete => Ok(RowChange {
+                before: Some(self.image(&ev.columns_before, false)?),
+                after: None,
+            }),
+            RowsKind::Update => {
+                let before = self.image(&ev.columns_before, false)?;
+                let after = self.image(&ev.columns_after, false)?;
+                Ok(RowChange {
+                    before: Some(before),
+                    after: Some(after),
+                })
+            }
+            RowsKind::PartialUpdate => {
+                let before = self.image(&ev.columns_before, false)?;
+                let mut after = self.image(&ev.columns_after, true)?;
+                for (i, slot) in after.values.iter_mut().enumerate() {
+                    let Some(Value::Json(JsonValue::UnappliedDiff(diff))) = slot else {
+                        continue;
+                    };
+                    let diff: &'t [u8] = diff;
+                    let base = match before.values.get(i) {
+                        Some(Some(Value::Json(JsonValue::Binary(b)))) => Some(b.to_dom()?),
+                        Some(Some(Value::Json(JsonValue::Dom(d)))) => Some((**d).clone()),
+                        Some(Some(Value::Null)) => None,
+                        _ => None,
+                    };
+                    if let Some(mut dom) = base {
+                        let diffs = parse_json_diffs(diff)?;
+                        apply_json_diffs(&mut dom, &diffs)?;
+                        *slot = Some(Value::Json(JsonValue::Dom(Box::new(dom))));
+                    }
+                }
+                Ok(RowChange {
+                    before: Some(before),
+                    after: Some(after),
+                })
+            }
+        }
+    }
+}
+
+impl<'t> Iterator for Rows<'t> {
+    type Item = PResult<RowChange<'t>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.cursor.is_empty() {
+            return None;
+        }
+        let r = self.next_row();
+        if r.is_err() {
+            self.failed = true;
+        }
+        Some(r)
+    }
+}
+
+/// Parse a rows event body. For MariaDB compressed rows events (`compressed`), the row images
+/// (everything after the column bitmaps) are a MariaDB compressed block.
+pub(crate) fn parse_rows(
+    body: &[u8],
+    post_header_len: usize,
+    kind: RowsKind,
+    version: u8,
+    compressed: bool,
+    max_alloc: usize,
+) -> PResult<RowsEvent<'_>> {
+    let mut c = Cursor::new(body);
+    let table_id = if post_header_len == 6 {
+        c.uint_n(4, "table id")?
+    } else {
+        c.uint_n(6, "table id")?
+    };
+    let flags = c.u16("rows flags")?;
+    let mut extra_data: &[u8] = &[];
+    if version == 2 {
+        let extra_len = usize::from(c.u16("rows extra data length")?);
+        extra_data = c.bytes(extra_len.saturating_sub(2), "rows extra data")?;
+    }
+    let fixed = if version == 2 {
+        10
+    } else if post_header_len == 6 {
+        6
+    } else {
+        8
+    };
+    c.skip(post_header_len.saturating_sub(fixed), "rows post-header")?;
+    let (column_count, before, after, rows) = rows_tail(c, kind)?;
+    let rows_data = if compressed {
+        Cow::Owned(crate::events::maria_uncompress(rows, max_alloc)?)
+    } else {
+        Cow::Borrowed(rows)
+    };
+    Ok(RowsEvent {
+        kind,
+        version,
+        table_id,
+        flags,
+        extra_data,
+        column_count,
+        columns_before: Cow::Borrowed(before),
+        columns_after: Cow::Borrowed(after),
+        rows_data,
+    })
+}
+
+type RowsTail<'b> = (usize, &'b [u8], &'b [u8], &'b [u8]);
+
+/// Column count, the before/after column bitmaps and the row images.
+fn rows_tail(mut c: Cursor<'_>, kind: RowsKind) -> PResult<RowsTail<'_>> {
+    let column_count = c.packed_len("rows column count")?;
+    let bitmap_len = column_count.div_ceil(8);
+    let before = c.bytes(bitmap_len, "columns-present bitmap")?;
+    let after = if matches!(kind, RowsKind::Update | RowsKind::PartialUpdate) {
+        c.bytes(bitmap_len, "columns-after bitmap")?
+    } else {
+        before
+    };
+    Ok((column_count, before, after, c.rest()))
+}

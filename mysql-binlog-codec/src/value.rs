@@ -1,0 +1,842 @@
+//! Column types and decoded column values (borrowing from the event bytes where possible).
+//!
+//! The `Display` impls of the temporal types print exactly what `SELECT` prints over the text
+//! protocol (`time_zone = '+00:00'` for TIMESTAMP).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::cursor::{be_uint, le_uint};
+use crate::decimal::Decimal;
+use crate::error::{DecodeErrorKind, PResult};
+use crate::json::{JsonBinary, JsonDom};
+use crate::table_map::ColumnDef;
+
+/// The effective type of a column (STRING columns are resolved to ENUM/SET/STRING).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ColumnType {
+    /// `DECIMAL` (pre-5.0 format, 0).
+    Decimal,
+    /// `TINYINT` (1).
+    Tiny,
+    /// `SMALLINT` (2).
+    Short,
+    /// `INT` (3).
+    Long,
+    /// `FLOAT` (4).
+    Float,
+    /// `DOUBLE` (5).
+    Double,
+    /// `NULL` (6).
+    Null,
+    /// `TIMESTAMP`, pre-5.6 (7).
+    Timestamp,
+    /// `BIGINT` (8).
+    LongLong,
+    /// `MEDIUMINT` (9).
+    Int24,
+    /// `DATE` (10).
+    Date,
+    /// `TIME`, pre-5.6 (11).
+    Time,
+    /// `DATETIME`, pre-5.6 (12).
+    DateTime,
+    /// `YEAR` (13).
+    Year,
+    /// `NEWDATE` (14).
+    NewDate,
+    /// `VARCHAR` (15).
+    VarChar,
+    /// `BIT` (16).
+    Bit,
+    /// `TIMESTAMP(fsp)` (17).
+    Timestamp2,
+    /// `DATETIME(fsp)` (18).
+    DateTime2,
+    /// `TIME(fsp)` (19).
+    Time2,
+    /// MariaDB `VARCHAR ... COMPRESSED` (140).
+    VarCharCompressed,
+    /// MariaDB `BLOB/TEXT ... COMPRESSED` (141).
+    BlobCompressed,
+    /// `VECTOR` (242, MySQL 9.0+).
+    Vector,
+    /// `JSON` (245).
+    Json,
+    /// `DECIMAL` (246).
+    NewDecimal,
+    /// `ENUM` (247, or STRING with ENUM real type).
+    Enum,
+    /// `SET` (248, or STRING with SET real type).
+    Set,
+    /// `BLOB`/`TEXT` of any size (252).
+    Blob,
+    /// `VAR_STRING` (253).
+    VarString,
+    /// `CHAR`/`BINARY` (254).
+    String,
+    /// `GEOMETRY` (255).
+    Geometry,
+    /// Any other code (refused when a value must be decoded).
+    Other(u8),
+}
+
+impl ColumnType {
+    /// Resolve a TABLE_MAP type code and its metadata.
+    pub fn resolve(type_code: u8, meta: u16) -> Self {
+        match type_code {
+            0 => Self::Decimal,
+            1 => Self::Tiny,
+            2 => Self::Short,
+            3 => Self::Long,
+            4 => Self::Float,
+            5 => Self::Double,
+            6 => Self::Null,
+            7 => Self::Timestamp,
+            8 => Self::LongLong,
+            9 => Self::Int24,
+            10 => Self::Date,
+            11 => Self::Time,
+            12 => Self::DateTime,
+            13 => Self::Year,
+            14 => Self::NewDate,
+            15 => Self::VarChar,
+            16 => Self::Bit,
+            17 => Self::Timestamp2,
+            18 => Self::DateTime2,
+            19 => Self::Time2,
+            140 => Self::VarCharCompressed,
+            141 => Self::BlobCompressed,
+            242 => Self::Vector,
+            245 => Self::Json,
+            246 => Self::NewDecimal,
+            247 => Self::Enum,
+            248 => Self::Set,
+            252 => Self::Blob,
+            253 | 254 => {
+                let real = (meta >> 8) as u8;
+                // When bits 4–5 of the first metadata byte are not both set they carry bits 8–9
+                // of the length of a long CHAR, and the real type is STRING.
+                if real & 0x30 != 0x30 {
+                    Self::String
+                } else {
+                    match real {
+                        247 => Self::Enum,
+                        248 => Self::Set,
+                        253 => Self::VarString,
+                        _ => Self::String,
+                    }
+                }
+            }
+            255 => Self::Geometry,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// A `DATE` value (zero parts allowed: `0000-00-00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Date {
+    /// Year (0–9999).
+    pub year: u16,
+    /// Month (0–12).
+    pub month: u8,
+    /// Day (0–31).
+    pub day: u8,
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+fn write_frac(f: &mut fmt::Formatter<'_>, micros: u32, fsp: u8) -> fmt::Result {
+    if fsp == 0 {
+        return Ok(());
+    }
+    let fsp = fsp.min(6);
+    let scaled = micros / 10u32.pow(6 - u32::from(fsp));
+    write!(f, ".{:0width$}", scaled, width = usize::from(fsp))
+}
+
+/// A `TIME` value (may be negative and exceed 24 hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Time {
+    /// Whether the value is negative.
+    pub negative: bool,
+    /// Hours (0–838).
+    pub hours: u32,
+    /// Minutes.
+    pub minutes: u8,
+    /// Seconds.
+    pub seconds: u8,
+    /// Microseconds.
+    pub micros: u32,
+    /// Fractional-second precision of the column (digits printed).
+    pub fsp: u8,
+}
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.negative {
+            f.write_str("-")?;
+        }
+        write!(
+            f,
+            "{:02}:{:02}:{:02}",
+            self.hours, self.minutes, self.seconds
+        )?;
+        write_frac(f, self.micros, self.fsp)
+    }
+}
+
+/// A `DATETIME` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    /// Date part.
+    pub date: Date,
+    /// Hour.
+    pub hour: u8,
+    /// Minute.
+    pub minute: u8,
+    /// Second.
+    pub second: u8,
+    /// Microseconds.
+    pub micros: u32,
+    /// Fractional-second precision of the column.
+    pub fsp: u8,
+}
+
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:02}:{:02}:{:02}",
+            self.date, self.hour, self.minute, self.second
+        )?;
+        write_frac(f, self.micros, self.fsp)
+    }
+}
+
+/// A `TIMESTAMP` value: seconds since the epoch (UTC). `0` is the zero timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Seconds since 1970-01-01 00:00:00 UTC.
+    pub seconds: u32,
+    /// Microseconds.
+    pub micros: u32,
+    /// Fractional-second precision of the column.
+    pub fsp: u8,
+}
+
+impl Timestamp {
+    /// The UTC calendar time (`0000-00-00 00:00:00` for the zero timestamp).
+    pub fn to_utc(&self) -> DateTime {
+        if self.seconds == 0 && self.micros == 0 {
+            return DateTime {
+                date: Date {
+                    year: 0,
+                    month: 0,
+                    day: 0,
+                },
+                hour: 0,
+                minute: 0,
+                second: 0,
+                micros: 0,
+                fsp: self.fsp,
+            };
+        }
+        let days = i64::from(self.seconds / 86_400);
+        let secs = self.seconds % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        DateTime {
+            date: Date {
+                year: year as u16,
+                month,
+                day,
+            },
+            hour: (secs / 3600) as u8,
+            minute: (secs / 60 % 60) as u8,
+            second: (secs % 60) as u8,
+            micros: self.micros,
+            fsp: self.fsp,
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// `SELECT` output with `time_zone = '+00:00'`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_utc().fmt(f)
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A JSON column value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum JsonValue<'a> {
+    /// MySQL binary JSON as stored.
+    Binary(JsonBinary<'a>),
+    /// A document built by applying a partial update (PARTIAL_UPDATE_ROWS) to the before image.
+    Dom(Box<JsonDom>),
+    /// A partial-update diff that could not be applied because the before image lacks the
+    /// column (e.g. `binlog_row_image=MINIMAL`); raw diff bytes.
+    UnappliedDiff(&'a [u8]),
+}
+
+impl JsonValue<'_> {
+    /// The JSON text as MySQL's `SELECT` renders it.
+    pub fn to_text(&self) -> PResult<String> {
+        match self {
+            Self::Binary(b) => Ok(b.to_text()?),
+            Self::Dom(d) => Ok(d.to_text()),
+            Self::UnappliedDiff(_) => Err(DecodeErrorKind::Malformed {
+                what: "partial JSON diff whose before image lacks the column".into(),
+            }),
+        }
+    }
+}
+
+/// A decoded column value.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value<'a> {
+    /// SQL NULL.
+    Null,
+    /// Signed integer (TINYINT … BIGINT).
+    Int(i64),
+    /// Unsigned integer (TINYINT … BIGINT UNSIGNED).
+    UInt(u64),
+    /// `FLOAT`.
+    Float(f32),
+    /// `DOUBLE`.
+    Double(f64),
+    /// `DECIMAL`.
+    Decimal(Decimal<'a>),
+    /// `YEAR` (0 for the zero year).
+    Year(u16),
+    /// `DATE`.
+    Date(Date),
+    /// `TIME`.
+    Time(Time),
+    /// `DATETIME`.
+    DateTime(DateTime),
+    /// `TIMESTAMP`.
+    Timestamp(Timestamp),
+    /// Character data (CHAR, VARCHAR, TEXT) with the column's collation when known.
+    String {
+        /// Bytes in the column's character set.
+        bytes: Cow<'a, [u8]>,
+        /// Collation id, when the metadata has it.
+        collation: Option<u16>,
+    },
+    /// Binary data (BINARY, VARBINARY, BLOB).
+    Bytes(Cow<'a, [u8]>),
+    /// `ENUM` index (1-based; 0 = the empty error value). Labels: [`ColumnDef::enum_label`].
+    Enum(u16),
+    /// `SET` bitmask. Labels: [`ColumnDef::set_values`].
+    Set(u64),
+    /// `BIT(n)`.
+    Bit(u64),
+    /// `JSON`.
+    Json(JsonValue<'a>),
+    /// `GEOMETRY`: 4-byte little-endian SRID followed by WKB.
+    Geometry(&'a [u8]),
+    /// `VECTOR`: little-endian float32 values.
+    Vector(&'a [u8]),
+}
+
+impl Value<'_> {
+    /// Convert into an owned value.
+    pub fn into_owned(self) -> Value<'static> {
+        fn leak_free(b: &[u8]) -> Cow<'static, [u8]> {
+            Cow::Owned(b.to_vec())
+        }
+        match self {
+            Value::Null => Value::Null,
+            Value::Int(v) => Value::Int(v),
+            Value::UInt(v) => Value::UInt(v),
+            Value::Float(v) => Value::Float(v),
+            Value::Double(v) => Value::Double(v),
+            Value::Decimal(d) => Value::String {
+                bytes: Cow::Owned(d.to_string().into_bytes()),
+                collation: None,
+            },
+            Value::Year(v) => Value::Year(v),
+            Value::Date(v) => Value::Date(v),
+            Value::Time(v) => Value::Time(v),
+            Value::DateTime(v) => Value::DateTime(v),
+            Value::Timestamp(v) => Value::Timestamp(v),
+            Value::String { bytes, collation } => Value::String {
+                bytes: leak_free(&bytes),
+                collation,
+            },
+            Value::Bytes(b) => Value::Bytes(leak_free(&b)),
+            Value::Enum(v) => Value::Enum(v),
+            Value::Set(v) => Value::Set(v),
+            Value::Bit(v) => Value::Bit(v),
+            Value::Json(JsonValue::Binary(b)) => match b.to_dom() {
+                Ok(d) => Value::Json(JsonValue::Dom(Box::new(d))),
+                Err(_) => Value::Bytes(leak_free(b.as_bytes())),
+            },
+            Value::Json(JsonValue::Dom(d)) => Value::Json(JsonValue::Dom(d)),
+            Value::Json(JsonValue::UnappliedDiff(b)) => Value::Bytes(leak_free(b)),
+            Value::Geometry(b) => Value::Bytes(leak_free(b)),
+            Value::Vector(b) => Value::Bytes(leak_free(b)),
+        }
+    }
+
+    /// The float32 elements of a VECTOR value.
+    pub fn vector_elements(&self) -> Option<Vec<f32>> {
+        match self {
+            Value::Vector(b) if b.len() % 4 == 0 => Some(
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+fn bad(column: usize, type_code: u8, what: impl Into<String>) -> DecodeErrorKind {
+    DecodeErrorKind::BadColumnValue {
+        column,
+        type_code,
+        what: what.into(),
+    }
+}
+
+fn take<'a>(buf: &'a [u8], n: usize, column: usize, type_code: u8) -> PResult<&'a [u8]> {
+    buf.get(..n).ok_or_else(|| {
+        bad(
+            column,
+            type_code,
+            format!("needs {n} bytes, {} left", buf.len()),
+        )
+    })
+}
+
+fn frac_micros(bytes: &[u8], fsp: u8) -> u32 {
+    let v = be_uint(bytes) as u32;
+    match fsp {
+        1 | 2 => v * 10_000,
+        3 | 4 => v * 100,
+        _ => v,
+    }
+}
+
+fn fsp_bytes(fsp: u8) -> usize {
+    usize::from(fsp.min(6)).div_ceil(2)
+}
+
+/// Decode one non-NULL column value from the start of `buf`; returns the value and its length.
+pub(crate) fn decode_value<'a>(
+    col: &ColumnDef<'_>,
+    index: usize,
+    buf: &'a [u8],
+    max_alloc: usize,
+) -> PResult<(Value<'a>, usize)> {
+    let tc = col.type_code;
+    let unsigned = col.unsigned == Some(true);
+    let t = |n: usize| take(buf, n, index, tc);
+    let int = |n: usize| -> PResult<(Value<'a>, usize)> {
+        let raw = le_uint(t(n)?);
+        let v = if unsigned {
+            Value::UInt(raw)
+        } else {
+            let shift = 64 - 8 * n as u32;
+            Value::Int(((raw << shift) as i64) >> shift)
+        };
+        Ok((v, n))
+    };
+    Ok(match col.column_type {
+        ColumnType::Tiny => int(1)?,
+        ColumnType::Short => int(2)?,
+        ColumnType::Int24 => int(3)?,
+        ColumnType::Long => int(4)?,
+        ColumnType::LongLong => int(8)?,
+        ColumnType::Float => {
+            let b = t(4)?;
+            (
+                Value::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                4,
+            )
+        }
+        ColumnType::Double => {
+            let b = t(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            (Value::Double(f64::from_le_bytes(a)), 8)
+        }
+        ColumnType::NewDecimal => {
+            let precision = (col.meta & 0xff) as u8;
+            let scale = (col.meta >> 8) as u8;
+            let (d, n) =
+                Decimal::parse(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
+            (Value::Decimal(d), n)
+        }
+        ColumnType::Year => {
+            let y = t(1)?[0];
+            (Value::Year(if y == 0 { 0 } else { 1900 + u16::from(y) }), 1)
+        }
+        ColumnType::Date | ColumnType::NewDate => {
+            let v = le_uint(t(3)?) as u32;
+            (
+                Value::Date(Date {
+                    year: (v >> 9) as u16,
+                    month: ((v >> 5) & 15) as u8,
+                    day: (v & 31) as u8,
+                }),
+                3,
+            )
+        }
+        ColumnType::Time => {
+            // Legacy TIME: signed 3-byte integer ±HHMMSS.
+            let raw = le_uint(t(3)?) as u32;
+            let v = ((raw << 8) as i32) >> 8;
+            let a = v.unsigned_abs();
+            (
+                Value::Time(Time {
+                    negative: v < 0,
+                    hours: a / 10_000,
+                    minutes: (a / 100 % 100) as u8,
+                    seconds: (a % 100) as u8,
+                    micros: 0,
+                    fsp: 0,
+                }),
+                3,
+            )
+        }
+        ColumnType::DateTime => {
+            // Legacy DATETIME: YYYYMMDDhhmmss as an 8-byte integer.
+            let v = le_uint(t(8)?);
+            let (d, tm) = (v / 1_000_000, v % 1_000_000);
+            (
+                Value::DateTime(DateTime {
+                    date: Date {
+                        year: (d / 10_000) as u16,
+                        month: (d / 100 % 100) as u8,
+                        day: (d % 100) as u8,
+                    },
+                    hour: (tm / 10_000) as u8,
+                    minute: (tm / 100 % 100) as u8,
+                    second: (tm % 100) as u8,
+                    micros: 0,
+                    fsp: 0,
+                }),
+                8,
+            )
+        }
+        ColumnType::Timestamp => {
+            let v = le_uint(t(4)?) as u32;
+            (
+                Value::Timestamp(Timestamp {
+                    seconds: v,
+                    micros: 0,
+                    fsp: 0,
+                }),
+                4,
+            )
+        }
+        ColumnType::Timestamp2 => {
+            let fsp = col.meta as u8;
+            let n = 4 + fsp_bytes(fsp);
+            let b = t(n)?;
+            let seconds = be_uint(&b[..4]) as u32;
+            (
+                Value::Timestamp(Timestamp {
+                    seconds,
+                    micros: frac_micros(&b[4..], fsp),
+                    fsp,
+                }),
+                n,
+            )
+        }
+        ColumnType::DateTime2 => {
+            let fsp = col.meta as u8;
+            let n = 5 + fsp_bytes(fsp);
+            let b = t(n)?;
+            let packed = be_uint(&b[..5]) as i64 - 0x80_0000_0000;
+            if packed < 0 {
+                return Err(bad(index, tc, "negative DATETIME2"));
+            }
+            let packed = packed as u64;
+            let ymd = packed >> 17;
+            let ym = ymd >> 5;
+            let hms = packed & 0x1ffff;
+            (
+                Value::DateTime(DateTime {
+                    date: Date {
+                        year: (ym / 13) as u16,
+                        month: (ym % 13) as u8,
+                        day: (ymd & 31) as u8,
+                    },
+                    hour: (hms >> 12) as u8,
+                    minute: ((hms >> 6) & 63) as u8,
+                    second: (hms & 63) as u8,
+                    micros: frac_micros(&b[5..], fsp),
+                    fsp,
+                }),
+                n,
+            )
+        }
+        ColumnType::Time2 => {
+            let fsp = col.meta as u8;
+            let n = 3 + fsp_bytes(fsp);
+            let b = t(n)?;
+            // MySQL my_time_packed_from_binary: a packed value (hms << 24) + micros.
+            const INT_OFS: i64 = 0x80_0000;
+            let packed: i64 = match fsp {
+                0 => (be_uint(&b[..3]) as i64 - INT_OFS) << 24,
+                1 | 2 => {
+                    let mut ip = be_uint(&b[..3]) as i64 - INT_OFS;
+                    let mut frac = i64::from(b[3]);
+                    if ip < 0 && frac != 0 {
+                        ip += 1;
+                        frac -= 0x100;
+                    }
+                    (ip << 24) + frac * 10_000
+                }
+                3 | 4 => {
+                    let mut ip = be_uint(&b[..3]) as i64 - INT_OFS;
+                    let mut frac = be_uint(&b[3..5]) as i64;
+                    if ip < 0 && frac != 0 {
+                        ip += 1;
+                        frac -= 0x10000;
+                    }
+                    (ip << 24) + frac * 100
+                }
+                _ => be_uint(&b[..6]) as i64 - 0x8000_0000_0000,
+            };
+            let negative = packed < 0;
+            let a = packed.unsigned_abs();
+            let hms = a >> 24;
+            (
+                Value::Time(Time {
+                    negative,
+                    hours: ((hms >> 12) & 0x3ff) as u32,
+                    minutes: ((hms >> 6) & 63) as u8,
+                    seconds: (hms & 63) as u8,
+                    micros: (a & 0xff_ffff) as u32,
+                    fsp,
+                }),
+                n,
+            )
+        }
+        ColumnType::VarChar | ColumnType::VarString => {
+            let len_bytes = if col.meta < 256 { 1 } else { 2 };
+            let len = le_uint(t(len_bytes)?) as usize;
+            let data = take(&buf[len_bytes..], len, index, tc)?;
+            (string_value(col, data), len_bytes + len)
+        }
+        ColumnType::String => {
+            let b0 = col.meta >> 8;
+            let max_len = (((b0 & 0x30) ^ 0x30) << 4) | (col.meta & 0xff);
+            let len_bytes = if max_len > 255 { 2 } else { 1 };
+            let len = le_uint(t(len_bytes)?) as usize;
+            let data = take(&buf[len_bytes..], len, index, tc)?;
+            (string_value(col, data), len_bytes + len)
+        }
+        ColumnType::Enum => {
+            let n = usize::from(col.meta & 0xff);
+            if !(1..=2).contains(&n) {
+                return Err(bad(index, tc, format!("ENUM pack length {n}")));
+            }
+            (Value::Enum(le_uint(t(n)?) as u16), n)
+        }
+        ColumnType::Set => {
+            let n = usize::from(col.meta & 0xff);
+            if !(1..=8).contains(&n) {
+                return Err(bad(index, tc, format!("SET pack length {n}")));
+            }
+            (Value::Set(le_uint(t(n)?)), n)
+        }
+        ColumnType::Bit => {
+            let bits = usize::from(col.meta & 0xff);
+            let bytes = usize::from(col.meta >> 8);
+            let n = bytes + usize::from(bits > 0);
+            if n > 8 {
+                return Err(bad(index, tc, format!("BIT of {n} bytes")));
+            }
+            (Value::Bit(be_uint(t(n)?)), n)
+        }
+        ColumnType::Blob | ColumnType::Geometry | ColumnType::Json | ColumnType::Vector => {
+            let len_bytes = usize::from(col.meta);
+            if !(1..=4).contains(&len_bytes) {
+                return Err(bad(index, tc, format!("length-prefix size {len_bytes}")));
+            }
+            let len = le_uint(t(len_bytes)?) as usize;
+            let data = take(&buf[len_bytes..], len, index, tc)?;
+            let v = match col.column_type {
+                ColumnType::Geometry => Value::Geometry(data),
+                ColumnType::Json => Value::Json(JsonValue::Binary(JsonBinary::new(data))),
+                ColumnType::Vector => Value::Vector(data),
+                _ => string_value(col, data),
+            };
+            (v, len_bytes + len)
+        }
+        ColumnType::VarCharCompressed | ColumnType::BlobCompressed => {
+            let len_bytes = if col.column_type == ColumnType::BlobCompressed {
+                usize::from(col.meta)
+            } else if col.meta < 256 {
+                1
+            } else {
+                2
+            };
+            if !(1..=4).contains(&len_bytes) {
+                return Err(bad(index, tc, format!("length-prefix size {len_bytes}")));
+            }
+            let len = le_uint(t(len_bytes)?) as usize;
+            let data = take(&buf[len_bytes..], len, index, tc)?;
+            let plain = maria_column_uncompress(data, max_alloc)
+                .map_err(|e| bad(index, tc, e.to_string()))?;
+            let v = match plain {
+                Cow::Borrowed(b) => string_value(col, b),
+                Cow::Owned(o) => match string_value(col, &[]) {
+                    Value::Bytes(_) => Value::Bytes(Cow::Owned(o)),
+                    _ => Value::String {
+                        bytes: Cow::Owned(o),
+                        collation: col.collation,
+                    },
+                },
+            };
+            (v, len_bytes + len)
+        }
+        ColumnType::Null => (Value::Null, 0),
+        ColumnType::Decimal | ColumnType::Other(_) => {
+            return Err(DecodeErrorKind::UnsupportedColumnType {
+                type_code: tc,
+                column: index,
+            });
+        }
+    })
+}
+
+fn string_value<'a>(col: &ColumnDef<'_>, data: &'a [u8]) -> Value<'a> {
+    if col.is_binary() == Some(true) {
+        Value::Bytes(Cow::Borrowed(data))
+    } else {
+        Value::String {
+            bytes: Cow::Borrowed(data),
+            collation: col.collation,
+        }
+    }
+}
+
+/// MariaDB column compression: empty = empty; header byte: bit 7 set = zlib-compressed with
+/// `header & 7` length bytes (little-endian, original length) following; bit 7 clear = stored
+/// as-is after the header byte.
+fn maria_column_uncompress(data: &[u8], max: usize) -> PResult<Cow<'_, [u8]>> {
+    use std::io::Read;
+    let Some((&head, rest)) = data.split_first() else {
+        return Ok(Cow::Borrowed(data));
+    };
+    if head & 0x80 == 0 {
+        return Ok(Cow::Borrowed(rest));
+    }
+    let lenlen = usize::from(head & 0x07);
+    let len_raw = rest.get(..lenlen).ok_or(DecodeErrorKind::ShortBody {
+        what: "compressed column length",
+    })?;
+    let len = le_uint(len_raw) as usize;
+    if len > max {
+        return Err(DecodeErrorKind::DecompressedTooLarge {
+            size: len as u64,
+            max: max as u64,
+        });
+    }
+    let mut out = Vec::with_capacity(len);
+    flate2::read::ZlibDecoder::new(&rest[lenlen..])
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| DecodeErrorKind::Decompress {
+            what: e.to_string(),
+        })?;
+    if out.len() != len {
+        return Err(DecodeErrorKind::Decompress {
+            what: format!("expected {len} bytes, got {}", out.len()),
+        });
+    }
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_utc() {
+        let t = Timestamp {
+            seconds: 1_331_984_045,
+            micros: 120_000,
+            fsp: 3,
+        };
+        assert_eq!(t.to_string(), "2012-03-17 11:34:05.120");
+        assert_eq!(
+            Timestamp {
+                seconds: 0,
+                micros: 0,
+                fsp: 0
+            }
+            .to_string(),
+            "0000-00-00 00:00:00"
+        );
+        assert_eq!(
+            Timestamp {
+                seconds: 2_147_483_647,
+                micros: 0,
+                fsp: 0
+            }
+            .to_string(),
+            "2038-01-19 03:14:07"
+        );
+        assert_eq!(
+            Timestamp {
+                seconds: 951_782_400,
+                micros: 0,
+                fsp: 0
+            }
+            .to_string(),
+            "2000-02-29 00:00:00"
+        );
+    }
+
+    #[test]
+    fn time_render() {
+        let t = Time {
+            negative: true,
+            hours: 507,
+            minutes: 48,
+            seconds: 27,
+            micros: 0,
+            fsp: 0,
+        };
+        assert_eq!(t.to_string(), "-507:48:27");
+        let t = Time {
+            negative: false,
+            hours: 1,
+            minutes: 2,
+            seconds: 3,
+            micros: 500_000,
+            fsp: 1,
+        };
+        assert_eq!(t.to_string(), "01:02:03.5");
+    }
+}
