@@ -205,6 +205,32 @@ pub struct BinlogDecoder {
     offset: u64,
     magic_done: bool,
     encrypted: bool,
+    /// Servers 5.1.0–5.1.15 (and the 5.1/5.2 "a_drop" preview builds) numbered events
+    /// 16–22 differently; MySQL maps them through a permutation, and so do we.
+    old_numbering: bool,
+}
+
+/// Whether an FDE comes from a server with the pre-5.1.16 event numbering: version 5.1.0–5.1.15
+/// or an `a_drop` preview build, and exactly 22 post-header lengths (types 1–22).
+fn has_old_numbering(fde: &FormatDescription<'_>) -> bool {
+    let (a, b, c) = fde.version_triple();
+    let preview = fde.server_version.contains("-a_drop");
+    let old = (a, b) == (5, 1) && c <= 15 || (a == 5 && preview);
+    old && fde.post_header_lengths.len() == 22
+}
+
+/// The pre-5.1.16 → current type-code mapping (identity outside 16–22).
+fn map_old_type(code: u8) -> u8 {
+    match code {
+        16 => 19, // TABLE_MAP
+        17 => 20, // PRE_GA_WRITE_ROWS
+        18 => 21, // PRE_GA_UPDATE_ROWS
+        19 => 22, // PRE_GA_DELETE_ROWS
+        20 => 16, // XID
+        21 => 17, // BEGIN_LOAD_QUERY
+        22 => 18, // EXECUTE_LOAD_QUERY
+        other => other,
+    }
 }
 
 impl Default for BinlogDecoder {
@@ -222,6 +248,7 @@ impl BinlogDecoder {
             config,
             fde: None,
             encrypted: false,
+            old_numbering: false,
         }
     }
 
@@ -340,17 +367,31 @@ impl BinlogDecoder {
 
     fn decode_frame<'a>(
         &mut self,
-        header: EventHeader,
+        mut header: EventHeader,
         frame: &'a [u8],
         offset: u64,
     ) -> PResult<Event<'a>> {
+        if self.old_numbering {
+            header.type_code = map_old_type(header.type_code);
+        }
         let after_header = &frame[HEADER_LEN..];
         if header.type_code == 15 {
             let (fde, has_crc) = parse_fde(after_header)?;
             if has_crc && self.config.verify_checksum {
                 verify_crc(frame, true)?;
             }
-            self.fde = Some(fde.clone().into_owned());
+            let mut own = fde.clone().into_owned();
+            self.old_numbering = has_old_numbering(&own);
+            if self.old_numbering {
+                let old = own.post_header_lengths.to_vec();
+                let mut canon = old.clone();
+                for (i, &len) in old.iter().enumerate() {
+                    let code = map_old_type(i as u8 + 1);
+                    canon[usize::from(code) - 1] = len;
+                }
+                own.post_header_lengths = Cow::Owned(canon);
+            }
+            self.fde = Some(own);
             self.encrypted = false;
             return Ok(Event {
                 header,
@@ -472,7 +513,15 @@ pub(crate) fn parse_body<'a>(
             }
         }
         14 => EventData::UserVar(parse_user_var(body)?),
-        16 => EventData::Xid(Cursor::new(body).u64("xid")?),
+        16 => {
+            if body.len() != 8 {
+                return Err(crate::error::malformed(format!(
+                    "XID body of {} bytes (expected 8)",
+                    body.len()
+                )));
+            }
+            EventData::Xid(Cursor::new(body).u64("xid")?)
+        }
         18 => EventData::ExecuteLoadQuery(parse_execute_load_query(body, ph(26))?),
         19 => EventData::TableMap(parse_table_map(body, ph(8))?),
         20 => rows(RowsKind::Write, 0, false)?,

@@ -98,7 +98,7 @@ pub enum DecodeErrorKind {
     #[error("event before the first FORMAT_DESCRIPTION_EVENT")]
     MissingFormatDescription,
     /// The FORMAT_DESCRIPTION_EVENT is unusable.
-    #[error("unsupported format description: {what}")]
+    #[error("unsupported format: {what}")]
     UnsupportedFormat {
         /// Why.
         what: String,

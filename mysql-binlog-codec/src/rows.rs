@@ -175,6 +175,11 @@ impl<'t> Rows<'t> {
 
     fn next_row(&mut self) -> PResult<RowChange<'t>> {
         let ev = self.event;
+        if ev.version == 0 {
+            return Err(DecodeErrorKind::UnsupportedFormat {
+                what: "pre-GA rows image format of MySQL 5.1.0-5.1.15 preview builds".into(),
+            });
+        }
         if self.table.columns.len() < ev.column_count {
             return Err(DecodeErrorKind::TableMapMismatch {
                 table_id: ev.table_id,

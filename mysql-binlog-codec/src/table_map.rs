@@ -152,11 +152,14 @@ fn is_numeric(t: ColumnType) -> bool {
     )
 }
 
-/// Character columns (DEFAULT_CHARSET / COLUMN_CHARSET cover these).
+/// Character columns (DEFAULT_CHARSET / COLUMN_CHARSET cover these). MySQL 9 counts VECTOR
+/// among them (with the binary collation): `vector.binlog` in the corpus has a DEFAULT_CHARSET
+/// of binary with one exception at index 1 = the TEXT column between two VECTOR columns.
 fn is_character(t: ColumnType) -> bool {
     matches!(
         t,
-        ColumnType::String
+        ColumnType::Vector
+            | ColumnType::String
             | ColumnType::VarString
             | ColumnType::VarChar
             | ColumnType::Blob
@@ -186,9 +189,15 @@ pub(crate) fn parse_table_map(body: &[u8], post_header_len: usize) -> PResult<Ta
     c.skip(1, "table terminator")?;
     let n = c.packed_len("column count")?;
     let types = c.bytes(n, "column types")?;
-    let meta_block_len = c.packed_len("metadata length")?;
-    let meta_block = c.bytes(meta_block_len, "column metadata")?;
-    let null_bits = c.bytes(n.div_ceil(8), "null bitmap")?;
+    // MySQL 5.1.0–5.1.15 wrote no metadata and no null bitmap.
+    let pre_ga = c.is_empty();
+    let (meta_block, null_bits): (&[u8], &[u8]) = if pre_ga {
+        (&[], &[])
+    } else {
+        let meta_block_len = c.packed_len("metadata length")?;
+        let meta_block = c.bytes(meta_block_len, "column metadata")?;
+        (meta_block, c.bytes(n.div_ceil(8), "null bitmap")?)
+    };
     let optional = c.rest();
 
     let mut mc = Cursor::new(meta_block);
@@ -203,12 +212,16 @@ pub(crate) fn parse_table_map(body: &[u8], post_header_len: usize) -> PResult<Ta
             }
             other => other,
         })?;
-        let raw = mc.bytes(len, "column metadata entry")?;
+        let raw = if pre_ga {
+            &[][..]
+        } else {
+            mc.bytes(len, "column metadata entry")?
+        };
         // STRING/ENUM/SET/VAR_STRING store (real_type, length) big-endian style; others LE.
-        let meta = match (type_code, len) {
-            (254 | 247 | 248 | 253, 2) => u16::from(raw[0]) << 8 | u16::from(raw[1]),
-            (_, 2) => u16::from_le_bytes([raw[0], raw[1]]),
-            (_, 1) => u16::from(raw[0]),
+        let meta = match (type_code, raw) {
+            (254 | 247 | 248 | 253, &[hi, lo]) => u16::from(hi) << 8 | u16::from(lo),
+            (_, &[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            (_, &[b]) => u16::from(b),
             _ => 0,
         };
         let column_type = ColumnType::resolve(type_code, meta);
@@ -216,7 +229,7 @@ pub(crate) fn parse_table_map(body: &[u8], post_header_len: usize) -> PResult<Ta
             type_code,
             column_type,
             meta,
-            nullable: null_bits[i / 8] & (1 << (i % 8)) != 0,
+            nullable: null_bits.get(i / 8).is_none_or(|b| b & (1 << (i % 8)) != 0),
             unsigned: None,
             collation: None,
             name: None,
