@@ -314,3 +314,76 @@ fn rows_tail(mut c: Cursor<'_>, kind: RowsKind) -> PResult<RowsTail<'_>> {
     };
     Ok((column_count, before, after, c.rest()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::JsonDom;
+    use crate::table_map::parse_table_map;
+
+    fn table_map_int_json() -> TableMap<'static> {
+        let mut b = vec![1, 0, 0, 0, 0, 0, 0, 0]; // table id 1, flags
+        b.extend_from_slice(&[1, b'd', 0, 1, b't', 0]);
+        b.extend_from_slice(&[2, 3, 245]); // 2 columns: LONG, JSON
+        b.extend_from_slice(&[1, 4]); // metadata: JSON pack length 4
+        b.push(0b10); // JSON nullable
+        parse_table_map(&b, 8).unwrap().into_owned()
+    }
+
+    fn json_col(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+
+    #[test]
+    fn partial_json_update_is_applied_to_the_before_image() {
+        let table = table_map_int_json();
+        let before_doc = JsonDom::Object(vec![
+            ("a".into(), JsonDom::Int(1)),
+            ("bb".into(), JsonDom::Bool(true)),
+        ]);
+        let mut body = vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0]; // table id, flags, extra len 2
+        body.extend_from_slice(&[2, 0b11, 0b11]); // 2 columns, both images full
+        // Before image.
+        body.push(0);
+        body.extend_from_slice(&7i32.to_le_bytes());
+        json_col(&mut body, &before_doc.to_binary());
+        // After image: value options = PARTIAL_JSON, partial bitmap, nulls, id, diff.
+        body.extend_from_slice(&[1, 0b1, 0]);
+        body.extend_from_slice(&7i32.to_le_bytes());
+        let mut diff = vec![0u8, 3];
+        diff.extend_from_slice(b"$.a");
+        let v = JsonDom::Int(2).to_binary();
+        diff.push(v.len() as u8);
+        diff.extend_from_slice(&v);
+        json_col(&mut body, &diff);
+        let ev = parse_rows(&body, 10, RowsKind::PartialUpdate, 2, false, 1 << 20).unwrap();
+        let rows: Vec<RowChange<'_>> = ev.rows(&table).collect::<Result<_, _>>().unwrap();
+        assert_eq!(rows.len(), 1);
+        let after = rows[0].after.as_ref().unwrap();
+        let Some(Value::Json(j)) = &after.values[1] else {
+            panic!("{after:?}")
+        };
+        assert_eq!(j.to_text().unwrap(), r#"{"a": 2, "bb": true}"#);
+        assert_eq!(after.values[0], Some(Value::Int(7)));
+    }
+
+    #[test]
+    fn truncated_rows_are_errors_not_panics() {
+        let table = table_map_int_json();
+        let mut body = vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0b11, 0];
+        body.extend_from_slice(&7i32.to_le_bytes());
+        body.extend_from_slice(&[200, 0, 0, 0, 1]); // JSON claims 200 bytes, has 1
+        let ev = parse_rows(&body, 10, RowsKind::Write, 2, false, 1 << 20).unwrap();
+        let r: Vec<_> = ev.rows(&table).collect();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].is_err());
+        for cut in 0..body.len() {
+            if let Ok(ev) = parse_rows(&body[..cut], 10, RowsKind::Write, 2, false, 1 << 20) {
+                for row in ev.rows(&table) {
+                    let _ = row;
+                }
+            }
+        }
+    }
+}

@@ -104,6 +104,32 @@ pub fn write_value(out: &mut String, value: &Value<'_>, col: Option<&ColumnDef<'
         Value::Bit(b) => {
             let _ = write!(out, "b'{b:b}'");
         }
+        Value::Json(crate::value::JsonValue::UnappliedDiff(raw)) => {
+            match crate::json_diff::parse_json_diffs(raw) {
+                Ok(diffs) => {
+                    out.push_str("JSON_DIFF(");
+                    for (i, d) in diffs.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str("; ");
+                        }
+                        let _ = write!(out, "{:?} {}", d.op, d.path);
+                        if let Some(v) = &d.value {
+                            out.push(' ');
+                            match v.to_text() {
+                                Ok(t) => out.push_str(&t),
+                                Err(e) => {
+                                    let _ = write!(out, "<bad JSON: {e}>");
+                                }
+                            }
+                        }
+                    }
+                    out.push(')');
+                }
+                Err(e) => {
+                    let _ = write!(out, "<bad JSON diff: {e}>");
+                }
+            }
+        }
         Value::Json(j) => match j.to_text() {
             Ok(t) => out.push_str(&t),
             Err(e) => {

@@ -270,6 +270,44 @@ fn manifest_values_rust_mysql_common() {
         .is_empty()
     );
 
+    // json-opaque.binlog (9.0.1): opaque, temporal and decimal JSON scalars as SELECT shows them.
+    let r = decode_all(
+        &read_binlog(&rmc.join("json-opaque.binlog")),
+        DecoderConfig::default(),
+    );
+    assert!(r.error.is_none());
+    let rows: Vec<&str> = find(&r, "Write foo.test");
+    assert_eq!(
+        rows,
+        [
+            r#"Write foo.test [{"a": "base64:type15:VQ=="}]"#,
+            r#"Write foo.test [{"b": "2012-03-18"}]"#,
+            r#"Write foo.test [{"c": "2012-03-18 11:30:45.000000"}]"#,
+            r#"Write foo.test [{"c": "87:31:46.654321"}]"#,
+            r#"Write foo.test [{"d": 123.456}]"#,
+            r#"Write foo.test [{"e": 9.00}]"#,
+            r#"Write foo.test [{"e": [0, 1, true, false]}]"#,
+            r#"Write foo.test [{"e": null}]"#,
+        ]
+    );
+
+    // json.binlog.000001 (8.0.22, PARTIAL_JSON with a MINIMAL before image): the diff cannot be
+    // applied without the before value, so it is surfaced unapplied, never invented.
+    let r = decode_all(
+        &read_binlog(&rmc.join("json.binlog.000001")),
+        DecoderConfig::default(),
+    );
+    assert!(r.error.is_none());
+    let partial = find(&r, "PartialUpdate mysql.t");
+    assert_eq!(partial.len(), 1);
+    assert!(
+        partial[0].starts_with(
+            "PartialUpdate mysql.t [1, -, -, -] [-, JSON_DIFF(Replace $.age 26), 'Joe', 26]"
+        ),
+        "{}",
+        partial[0]
+    );
+
     // mysql_type_bit.000001: BIT b'100', 'foo', BIT b'100000'.
     let r = decode_all(
         &read_binlog(&rmc.join("mysql_type_bit.000001")),
