@@ -304,7 +304,14 @@ type RowsTail<'b> = (usize, &'b [u8], &'b [u8], &'b [u8]);
 
 /// Column count, the before/after column bitmaps and the row images.
 fn rows_tail(mut c: Cursor<'_>, kind: RowsKind) -> PResult<RowsTail<'_>> {
-    let column_count = c.packed_len("rows column count")?;
+    // A count, not a byte length: bounded by what its bitmap can hold.
+    let column_count = c.packed("rows column count")?;
+    let column_count = usize::try_from(column_count)
+        .ok()
+        .filter(|&n| n.div_ceil(8) <= c.remaining())
+        .ok_or(DecodeErrorKind::ShortBody {
+            what: "columns-present bitmap",
+        })?;
     let bitmap_len = column_count.div_ceil(8);
     let before = c.bytes(bitmap_len, "columns-present bitmap")?;
     let after = if matches!(kind, RowsKind::Update | RowsKind::PartialUpdate) {

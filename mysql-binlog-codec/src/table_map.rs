@@ -120,11 +120,11 @@ impl TableMap<'_> {
 
 fn meta_len(type_code: u8) -> PResult<usize> {
     Ok(match type_code {
-        // FLOAT, DOUBLE, BLOB, GEOMETRY, JSON, VECTOR, MariaDB BLOB_COMPRESSED; TIMESTAMP2,
-        // DATETIME2, TIME2 (fsp).
-        4 | 5 | 252 | 255 | 245 | 242 | 141 | 17 | 18 | 19 => 1,
-        // VARCHAR, VAR_STRING, BIT, NEWDECIMAL, STRING, ENUM, SET, MariaDB VARCHAR_COMPRESSED.
-        15 | 253 | 16 | 246 | 254 | 247 | 248 | 140 => 2,
+        // FLOAT, DOUBLE, BLOB, GEOMETRY, JSON, VECTOR, MariaDB BLOB_COMPRESSED (140);
+        // TIMESTAMP2, DATETIME2, TIME2 (fsp).
+        4 | 5 | 252 | 255 | 245 | 242 | 140 | 17 | 18 | 19 => 1,
+        // VARCHAR, VAR_STRING, BIT, NEWDECIMAL, STRING, ENUM, SET, MariaDB VARCHAR_COMPRESSED (141).
+        15 | 253 | 16 | 246 | 254 | 247 | 248 | 141 => 2,
         // Integer, legacy temporal, YEAR, NULL, old DECIMAL: no metadata.
         0 | 1 | 2 | 3 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 => 0,
         other => {

@@ -56,9 +56,9 @@ pub enum ColumnType {
     DateTime2,
     /// `TIME(fsp)` (19).
     Time2,
-    /// MariaDB `VARCHAR ... COMPRESSED` (140).
+    /// MariaDB `VARCHAR ... COMPRESSED` (141).
     VarCharCompressed,
-    /// MariaDB `BLOB/TEXT ... COMPRESSED` (141).
+    /// MariaDB `BLOB/TEXT ... COMPRESSED` (140).
     BlobCompressed,
     /// `VECTOR` (242, MySQL 9.0+).
     Vector,
@@ -106,8 +106,8 @@ impl ColumnType {
             17 => Self::Timestamp2,
             18 => Self::DateTime2,
             19 => Self::Time2,
-            140 => Self::VarCharCompressed,
-            141 => Self::BlobCompressed,
+            140 => Self::BlobCompressed,
+            141 => Self::VarCharCompressed,
             242 => Self::Vector,
             245 => Self::Json,
             246 => Self::NewDecimal,
@@ -512,6 +512,11 @@ pub(crate) fn decode_value<'a>(
             let raw = le_uint(t(3)?) as u32;
             let v = ((raw << 8) as i32) >> 8;
             let a = v.unsigned_abs();
+            // MariaDB 5.3 "hires" TIME(n) columns share type code 11 with no metadata; their
+            // bytes are not ±HHMMSS. Refuse what cannot be a legacy TIME instead of inventing one.
+            if a / 100 % 100 > 59 || a % 100 > 59 || a / 10_000 > 838 {
+                return Err(bad(index, tc, format!("not a legacy TIME value ({v})")));
+            }
             (
                 Value::Time(Time {
                     negative: v < 0,
@@ -528,6 +533,16 @@ pub(crate) fn decode_value<'a>(
             // Legacy DATETIME: YYYYMMDDhhmmss as an 8-byte integer.
             let v = le_uint(t(8)?);
             let (d, tm) = (v / 1_000_000, v % 1_000_000);
+            // As for TIME: MariaDB "hires" DATETIME(n) shares the code; refuse impossible fields.
+            if d / 10_000 > 9999
+                || d / 100 % 100 > 12
+                || d % 100 > 31
+                || tm / 10_000 > 23
+                || tm / 100 % 100 > 59
+                || tm % 100 > 59
+            {
+                return Err(bad(index, tc, format!("not a legacy DATETIME value ({v})")));
+            }
             (
                 Value::DateTime(DateTime {
                     date: Date {
@@ -740,9 +755,10 @@ fn string_value<'a>(col: &ColumnDef<'_>, data: &'a [u8]) -> Value<'a> {
     }
 }
 
-/// MariaDB column compression: empty = empty; header byte: bit 7 set = zlib-compressed with
-/// `header & 7` length bytes (little-endian, original length) following; bit 7 clear = stored
-/// as-is after the header byte.
+/// MariaDB column compression (`field_comp.cc`): an empty value is empty; otherwise a header
+/// byte. Bit 7 clear: the value follows as is. Bit 7 set: bits 0–2 give the byte count of the
+/// original length (big-endian) that follows, bit 3 set means a raw deflate stream (clear: a
+/// zlib-wrapped one). Verified on MariaDB 10.11 fixtures (`0x8a 03 84 …` = 900 bytes, raw).
 fn maria_column_uncompress(data: &[u8], max: usize) -> PResult<Cow<'_, [u8]>> {
     use std::io::Read;
     let Some((&head, rest)) = data.split_first() else {
@@ -751,24 +767,36 @@ fn maria_column_uncompress(data: &[u8], max: usize) -> PResult<Cow<'_, [u8]>> {
     if head & 0x80 == 0 {
         return Ok(Cow::Borrowed(rest));
     }
+    if head & 0x70 != 0 {
+        return Err(DecodeErrorKind::Malformed {
+            what: format!("compressed column header {head:#04x}"),
+        });
+    }
     let lenlen = usize::from(head & 0x07);
     let len_raw = rest.get(..lenlen).ok_or(DecodeErrorKind::ShortBody {
         what: "compressed column length",
     })?;
-    let len = le_uint(len_raw) as usize;
+    let len = be_uint(len_raw) as usize;
     if len > max {
         return Err(DecodeErrorKind::DecompressedTooLarge {
             size: len as u64,
             max: max as u64,
         });
     }
+    let stream = &rest[lenlen..];
     let mut out = Vec::with_capacity(len);
-    flate2::read::ZlibDecoder::new(&rest[lenlen..])
-        .take(len as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeErrorKind::Decompress {
-            what: e.to_string(),
-        })?;
+    let res = if head & 0x08 != 0 {
+        flate2::read::DeflateDecoder::new(stream)
+            .take(len as u64 + 1)
+            .read_to_end(&mut out)
+    } else {
+        flate2::read::ZlibDecoder::new(stream)
+            .take(len as u64 + 1)
+            .read_to_end(&mut out)
+    };
+    res.map_err(|e| DecodeErrorKind::Decompress {
+        what: e.to_string(),
+    })?;
     if out.len() != len {
         return Err(DecodeErrorKind::Decompress {
             what: format!("expected {len} bytes, got {}", out.len()),
