@@ -867,4 +867,141 @@ mod tests {
         };
         assert_eq!(t.to_string(), "01:02:03.5");
     }
+
+    fn col(type_code: u8, meta: u16) -> ColumnDef<'static> {
+        ColumnDef {
+            type_code,
+            column_type: ColumnType::resolve(type_code, meta),
+            meta,
+            nullable: true,
+            unsigned: None,
+            collation: None,
+            name: None,
+            enum_values: None,
+            set_values: None,
+            geometry_type: None,
+            visible: None,
+            vector_dimension: None,
+            primary_key_prefix: None,
+        }
+    }
+
+    /// Test-only encoders written from MySQL's documented packed layouts (my_time.cc).
+    fn frac_bytes(micros: u32, fsp: u8) -> Vec<u8> {
+        match fsp {
+            1 | 2 => vec![(micros / 10_000) as u8],
+            3 | 4 => ((micros / 100) as u16).to_be_bytes().to_vec(),
+            5 | 6 => micros.to_be_bytes()[1..].to_vec(),
+            _ => vec![],
+        }
+    }
+
+    fn truncate(micros: u32, fsp: u8) -> u32 {
+        let unit = 10u32.pow(6 - u32::from(fsp.min(6)));
+        micros / unit * unit
+    }
+
+    fn enc_datetime2(dt: &DateTime) -> Vec<u8> {
+        let ym = u64::from(dt.date.year) * 13 + u64::from(dt.date.month);
+        let int = (ym << 22)
+            | (u64::from(dt.date.day) << 17)
+            | (u64::from(dt.hour) << 12)
+            | (u64::from(dt.minute) << 6)
+            | u64::from(dt.second);
+        let mut b = (int + 0x80_0000_0000).to_be_bytes()[3..].to_vec();
+        b.extend(frac_bytes(dt.micros, dt.fsp));
+        b
+    }
+
+    fn enc_time2(t: &Time) -> Vec<u8> {
+        let hms = (i64::from(t.hours) << 12) | (i64::from(t.minutes) << 6) | i64::from(t.seconds);
+        let mut packed = (hms << 24) + i64::from(t.micros);
+        if t.negative {
+            packed = -packed;
+        }
+        let int_part = packed >> 24; // arithmetic shift, as MY_PACKED_TIME_GET_INT_PART
+        let frac_part = packed % (1 << 24); // C remainder, as MY_PACKED_TIME_GET_FRAC_PART
+        let int3 = |v: i64| ((v + 0x80_0000) as u32).to_be_bytes()[1..].to_vec();
+        match t.fsp {
+            0 => int3(int_part),
+            1 | 2 => {
+                let mut b = int3(int_part);
+                b.push((frac_part / 10_000) as i8 as u8);
+                b
+            }
+            3 | 4 => {
+                let mut b = int3(int_part);
+                b.extend(((frac_part / 100) as i16).to_be_bytes());
+                b
+            }
+            _ => ((packed + 0x8000_0000_0000) as u64).to_be_bytes()[2..].to_vec(),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn datetime2_round_trips(year in 0u16..=9999, month in 0u8..=12, day in 0u8..=31, hour in 0u8..=23,
+                                 minute in 0u8..=59, second in 0u8..=59, micros in 0u32..1_000_000, fsp in 0u8..=6) {
+            let dt = DateTime { date: Date { year, month, day }, hour, minute, second, micros: truncate(micros, fsp), fsp };
+            let bytes = enc_datetime2(&dt);
+            let (v, n) = decode_value(&col(18, u16::from(fsp)), 0, &bytes, 0).unwrap();
+            proptest::prop_assert_eq!(n, bytes.len());
+            proptest::prop_assert_eq!(v, Value::DateTime(dt));
+        }
+
+        #[test]
+        fn time2_round_trips(negative: bool, hours in 0u32..=838, minutes in 0u8..=59, seconds in 0u8..=59,
+                             micros in 0u32..1_000_000, fsp in 0u8..=6) {
+            let micros = truncate(micros, fsp);
+            let negative = negative && (hours, minutes, seconds, micros) != (0, 0, 0, 0);
+            let t = Time { negative, hours, minutes, seconds, micros, fsp };
+            let bytes = enc_time2(&t);
+            let (v, n) = decode_value(&col(19, u16::from(fsp)), 0, &bytes, 0).unwrap();
+            proptest::prop_assert_eq!(n, bytes.len());
+            proptest::prop_assert_eq!(v, Value::Time(t));
+        }
+
+        #[test]
+        fn timestamp2_round_trips(seconds: u32, micros in 0u32..1_000_000, fsp in 0u8..=6) {
+            let micros = truncate(micros, fsp);
+            let mut bytes = seconds.to_be_bytes().to_vec();
+            bytes.extend(frac_bytes(micros, fsp));
+            let (v, n) = decode_value(&col(17, u16::from(fsp)), 0, &bytes, 0).unwrap();
+            proptest::prop_assert_eq!(n, bytes.len());
+            proptest::prop_assert_eq!(v, Value::Timestamp(Timestamp { seconds, micros, fsp }));
+        }
+
+        #[test]
+        fn legacy_date_round_trips(year in 0u16..=9999, month in 0u8..=12, day in 0u8..=31) {
+            let v = (u32::from(year) << 9) | (u32::from(month) << 5) | u32::from(day);
+            let bytes = &v.to_le_bytes()[..3];
+            let (got, _) = decode_value(&col(10, 0), 0, bytes, 0).unwrap();
+            proptest::prop_assert_eq!(got, Value::Date(Date { year, month, day }));
+        }
+
+        #[test]
+        fn values_never_panic(type_code in proptest::sample::select(vec![1u8, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 140, 141, 242, 245, 246, 247, 248, 252, 253, 254, 255]),
+                              meta: u16, bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let _ = decode_value(&col(type_code, meta), 0, &bytes, 1 << 16);
+        }
+    }
+
+    #[test]
+    fn negative_time_with_fraction_edge_cases() {
+        // -00:00:01.5 with fsp 1 and -838:59:59 with fsp 0, as MySQL stores them.
+        for t in [
+            Time { negative: true, hours: 0, minutes: 0, seconds: 1, micros: 500_000, fsp: 1 },
+            Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0, fsp: 0 },
+            Time { negative: true, hours: 0, minutes: 0, seconds: 0, micros: 1, fsp: 6 },
+            Time { negative: true, hours: 1, minutes: 0, seconds: 0, micros: 10_000, fsp: 3 },
+        ] {
+            let bytes = enc_time2(&t);
+            let (v, _) = decode_value(&col(19, u16::from(t.fsp)), 0, &bytes, 0).unwrap();
+            assert_eq!(v, Value::Time(t));
+        }
+        assert_eq!(
+            Time { negative: true, hours: 0, minutes: 0, seconds: 1, micros: 500_000, fsp: 1 }.to_string(),
+            "-00:00:01.5"
+        );
+    }
 }
