@@ -143,10 +143,7 @@ fn dump(path: &str, out: &mut impl Write) -> Result<(), String> {
             e, e.kind, e.event_type, e.offset
         )
     };
-    loop {
-        let Some((ev, used)) = decoder.decode(&bytes[pos..]).map_err(show)? else {
-            break;
-        };
+    while let Some((ev, used)) = decoder.decode(&bytes[pos..]).map_err(show)? {
         pos += used;
         let name = ev.header.event_type().name();
         let line = details(&ev, &tables).map_err(show)?;

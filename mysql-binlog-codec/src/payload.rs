@@ -146,6 +146,9 @@ impl std::fmt::Debug for PayloadEvents<'_> {
 
 const WINDOW_MIN: usize = 64 * 1024;
 
+/// A framing failure inside the payload, with the inner event type when known.
+type FrameError = (DecodeErrorKind, Option<u8>);
+
 impl PayloadEvents<'_> {
     /// Refuse inner events larger than this (default 1 GiB).
     pub fn with_max_event_size(mut self, max: usize) -> Self {
@@ -256,9 +259,7 @@ impl PayloadEvents<'_> {
         }
     }
 
-    fn frame_next(
-        &mut self,
-    ) -> Result<Option<(usize, usize, EventHeader)>, (DecodeErrorKind, Option<u8>)> {
+    fn frame_next(&mut self) -> Result<Option<(usize, usize, EventHeader)>, FrameError> {
         loop {
             let avail = &self.window[self.start..self.filled];
             let header = EventHeader::parse(avail);

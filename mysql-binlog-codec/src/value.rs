@@ -423,7 +423,7 @@ fn bad(column: usize, type_code: u8, what: impl Into<String>) -> DecodeErrorKind
     }
 }
 
-fn take<'a>(buf: &'a [u8], n: usize, column: usize, type_code: u8) -> PResult<&'a [u8]> {
+fn take(buf: &[u8], n: usize, column: usize, type_code: u8) -> PResult<&[u8]> {
     buf.get(..n).ok_or_else(|| {
         bad(
             column,
@@ -990,17 +990,53 @@ mod tests {
     fn negative_time_with_fraction_edge_cases() {
         // -00:00:01.5 with fsp 1 and -838:59:59 with fsp 0, as MySQL stores them.
         for t in [
-            Time { negative: true, hours: 0, minutes: 0, seconds: 1, micros: 500_000, fsp: 1 },
-            Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0, fsp: 0 },
-            Time { negative: true, hours: 0, minutes: 0, seconds: 0, micros: 1, fsp: 6 },
-            Time { negative: true, hours: 1, minutes: 0, seconds: 0, micros: 10_000, fsp: 3 },
+            Time {
+                negative: true,
+                hours: 0,
+                minutes: 0,
+                seconds: 1,
+                micros: 500_000,
+                fsp: 1,
+            },
+            Time {
+                negative: true,
+                hours: 838,
+                minutes: 59,
+                seconds: 59,
+                micros: 0,
+                fsp: 0,
+            },
+            Time {
+                negative: true,
+                hours: 0,
+                minutes: 0,
+                seconds: 0,
+                micros: 1,
+                fsp: 6,
+            },
+            Time {
+                negative: true,
+                hours: 1,
+                minutes: 0,
+                seconds: 0,
+                micros: 10_000,
+                fsp: 3,
+            },
         ] {
             let bytes = enc_time2(&t);
             let (v, _) = decode_value(&col(19, u16::from(t.fsp)), 0, &bytes, 0).unwrap();
             assert_eq!(v, Value::Time(t));
         }
         assert_eq!(
-            Time { negative: true, hours: 0, minutes: 0, seconds: 1, micros: 500_000, fsp: 1 }.to_string(),
+            Time {
+                negative: true,
+                hours: 0,
+                minutes: 0,
+                seconds: 1,
+                micros: 500_000,
+                fsp: 1
+            }
+            .to_string(),
             "-00:00:01.5"
         );
     }

@@ -2,6 +2,7 @@
 //! zero errors and the census's event counts; the truncated / corrupt ones fail with the
 //! expected typed error; decoding does not depend on how the input is split; and the expected
 //! values the corpus manifest points to are asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -53,7 +54,9 @@ fn census_name(raw: u8) -> &'static str {
 }
 
 /// Files that must fail, with (offset, raw event type, kind check).
-fn expected_error(file: &str) -> Option<(u64, Option<u8>, fn(&DecodeErrorKind) -> bool)> {
+type ExpectedError = (u64, Option<u8>, fn(&DecodeErrorKind) -> bool);
+
+fn expected_error(file: &str) -> Option<ExpectedError> {
     Some(match file {
         // 10 bytes after the magic: a truncated header.
         "rust_mysql_common/binlog_truncated_event.000001" => (4, Some(15), |k| {

@@ -1,6 +1,7 @@
 //! Events the corpus has no sample of (heartbeats, XA_PREPARE, stored and large transaction
 //! payloads, encryption, unknown types), built byte by byte from the format description and
 //! decoded. The FDE's post-header lengths are those of a real MySQL 9.6.0 server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mysql_binlog_codec::{
     BINLOG_MAGIC, BinlogDecoder, DecodeErrorKind, DecoderConfig, ENCRYPTED_BINLOG_MAGIC, EventData,

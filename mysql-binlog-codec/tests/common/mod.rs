@@ -1,5 +1,6 @@
 //! Shared helpers for the corpus tests: locating the corpus, reading (gzip-wrapped) files, and
 //! decoding a whole file into an owned summary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::collections::HashMap;
