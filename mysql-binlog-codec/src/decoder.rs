@@ -284,28 +284,34 @@ impl BinlogDecoder {
         let mut skip = 0usize;
         if !self.magic_done {
             let n = buf.len().min(4);
-            if buf[..n] != BINLOG_MAGIC[..n] {
-                if buf[..n] == ENCRYPTED_BINLOG_MAGIC[..n] && n == 4 {
-                    return Err(DecodeError::new(
-                        DecodeErrorKind::Encrypted,
-                        None,
-                        self.offset,
-                    ));
-                }
-                if self.config.magic == MagicMode::Require {
-                    return Err(DecodeError::new(
-                        DecodeErrorKind::BadMagic {
-                            found: buf[..n].to_vec(),
-                        },
-                        None,
-                        self.offset,
-                    ));
-                }
-                self.magic_done = true;
-            } else if n < 4 {
+            let is_magic_prefix = buf[..n] == BINLOG_MAGIC[..n];
+            let is_encrypted_prefix = buf[..n] == ENCRYPTED_BINLOG_MAGIC[..n];
+            if n < 4
+                && (is_magic_prefix
+                    || is_encrypted_prefix
+                    || self.config.magic == MagicMode::Require)
+            {
+                // Decide only on whole magic bytes so the result never depends on the split.
                 return Ok(None);
-            } else {
+            }
+            if is_magic_prefix {
                 skip = 4;
+            } else if is_encrypted_prefix {
+                return Err(DecodeError::new(
+                    DecodeErrorKind::Encrypted,
+                    None,
+                    self.offset,
+                ));
+            } else if self.config.magic == MagicMode::Require {
+                return Err(DecodeError::new(
+                    DecodeErrorKind::BadMagic {
+                        found: buf[..4].to_vec(),
+                    },
+                    None,
+                    self.offset,
+                ));
+            } else {
+                self.magic_done = true;
             }
         }
         let offset = self.offset + skip as u64;
@@ -341,6 +347,20 @@ impl BinlogDecoder {
     pub fn finish(&self, leftover: &[u8]) -> Result<(), DecodeError> {
         if leftover.is_empty() {
             return Ok(());
+        }
+        if !self.magic_done && leftover.len() < 4 {
+            let found = leftover.to_vec();
+            let kind = if self.config.magic == MagicMode::Require
+                && BINLOG_MAGIC[..found.len()] != found[..]
+            {
+                DecodeErrorKind::BadMagic { found }
+            } else {
+                DecodeErrorKind::Truncated {
+                    needed: 4,
+                    available: leftover.len() as u64,
+                }
+            };
+            return Err(DecodeError::new(kind, None, self.offset));
         }
         let (skip, offset) = if !self.magic_done && leftover.starts_with(&BINLOG_MAGIC) {
             (4, self.offset + 4)

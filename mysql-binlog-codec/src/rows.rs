@@ -243,7 +243,14 @@ impl<'t> Iterator for Rows<'t> {
         if self.failed || self.cursor.is_empty() {
             return None;
         }
-        let r = self.next_row();
+        let before = self.cursor.remaining();
+        let mut r = self.next_row();
+        // An image with no columns present consumes nothing: refuse it instead of looping.
+        if r.is_ok() && self.cursor.remaining() == before {
+            r = Err(DecodeErrorKind::Malformed {
+                what: "row image with no columns consumes no bytes".into(),
+            });
+        }
         if r.is_err() {
             self.failed = true;
         }
@@ -373,6 +380,17 @@ mod tests {
         };
         assert_eq!(j.to_text().unwrap(), r#"{"a": 2, "bb": true}"#);
         assert_eq!(after.values[0], Some(Value::Int(7)));
+    }
+
+    #[test]
+    fn empty_row_images_do_not_loop() {
+        // Regression (fuzz): zero columns present, so each "row" consumed no bytes.
+        let table = table_map_int_json();
+        let body = [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0];
+        let ev = parse_rows(&body, 10, RowsKind::Write, 2, false, 1 << 20).unwrap();
+        let r: Vec<_> = ev.rows(&table).take(10).collect();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].is_err());
     }
 
     #[test]

@@ -328,3 +328,30 @@ fn sizes_are_bounded() {
         DecodeErrorKind::EventTooLarge { max: 4096, .. }
     ));
 }
+
+/// Regression (fuzz): the magic check must not depend on how the first bytes arrive.
+#[test]
+fn magic_errors_do_not_depend_on_the_split() {
+    for input in [&b"22\0\0rest of it"[..], &b"\xfdbi"[..], &b"\xfebi"[..], &b"\xfdbin...."[..], &b"x"[..]] {
+        for mode in [MagicMode::Require, MagicMode::Auto] {
+            let run = |chunk: usize| {
+                let mut dec = BinlogDecoder::new(DecoderConfig::default().with_magic(mode));
+                let mut buf = Vec::new();
+                for piece in input.chunks(chunk) {
+                    buf.extend_from_slice(piece);
+                    match dec.decode(&buf) {
+                        Ok(None) => {}
+                        Ok(Some(_)) => unreachable!("no event in these inputs"),
+                        Err(e) => return Err(e),
+                    }
+                }
+                dec.finish(&buf)
+            };
+            let whole = run(input.len());
+            for chunk in 1..input.len() {
+                assert_eq!(run(chunk), whole, "{input:?} {mode:?} chunk {chunk}");
+            }
+            assert!(whole.is_err(), "{input:?} {mode:?}");
+        }
+    }
+}
