@@ -429,6 +429,60 @@ impl fmt::Display for Decimal<'_> {
     }
 }
 
+/// An owned DECIMAL value, stored inline (the largest type, DECIMAL(65,30), takes 30 bytes), so
+/// it is `Copy` and needs no allocation. Made from a validated [`Decimal`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecimalBuf {
+    bytes: [u8; 32],
+    len: u8,
+    precision: u8,
+    scale: u8,
+}
+
+impl DecimalBuf {
+    /// Borrow as a [`Decimal`].
+    pub fn as_decimal(&self) -> Decimal<'_> {
+        Decimal {
+            bytes: &self.bytes[..usize::from(self.len)],
+            precision: self.precision,
+            scale: self.scale,
+        }
+    }
+}
+
+impl From<Decimal<'_>> for DecimalBuf {
+    fn from(d: Decimal<'_>) -> Self {
+        let mut bytes = [0u8; 32];
+        // `Decimal::parse` guarantees len == decimal_bin_size(p, s) <= 30.
+        let len = d.bytes.len().min(32);
+        bytes[..len].copy_from_slice(&d.bytes[..len]);
+        Self {
+            bytes,
+            len: len as u8,
+            precision: d.precision,
+            scale: d.scale,
+        }
+    }
+}
+
+impl fmt::Display for DecimalBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.as_decimal(), f)
+    }
+}
+
+impl fmt::Debug for DecimalBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DecimalBuf({}, DECIMAL({},{}))",
+            self.as_decimal(),
+            self.precision,
+            self.scale
+        )
+    }
+}
+
 /// Drop leading `'0'` bytes.
 fn trim_leading_zeros(mut digits: &[u8]) -> &[u8] {
     while let Some((b'0', rest)) = digits.split_first() {

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use crate::cursor::Cursor;
 use crate::error::{DecodeErrorKind, PResult};
+use crate::json::JsonBinary;
 use crate::json_diff::{apply_json_diffs, parse_json_diffs};
 use crate::table_map::TableMap;
 use crate::value::{ColumnType, JsonValue, Value, decode_value};
@@ -162,7 +163,9 @@ impl<'t> Rows<'t> {
                 let len_bytes = usize::from(col.meta);
                 let len = self.cursor.uint_n(len_bytes, "partial JSON length")? as usize;
                 let diff = self.cursor.bytes(len, "partial JSON diff")?;
-                values.push(Some(Value::Json(JsonValue::UnappliedDiff(diff))));
+                values.push(Some(Value::Json(JsonValue::UnappliedDiff(Cow::Borrowed(
+                    diff,
+                )))));
                 continue;
             }
             let rest = self.cursor.peek_rest();
@@ -214,15 +217,15 @@ impl<'t> Rows<'t> {
                     let Some(Value::Json(JsonValue::UnappliedDiff(diff))) = slot else {
                         continue;
                     };
-                    let diff: &'t [u8] = diff;
+                    let diff = diff.clone();
                     let base = match before.values.get(i) {
-                        Some(Some(Value::Json(JsonValue::Binary(b)))) => Some(b.to_dom()?),
+                        Some(Some(Value::Json(JsonValue::Binary(b)))) => Some(JsonBinary::new(b).to_dom()?),
                         Some(Some(Value::Json(JsonValue::Dom(d)))) => Some((**d).clone()),
                         Some(Some(Value::Null)) => None,
                         _ => None,
                     };
                     if let Some(mut dom) = base {
-                        let diffs = parse_json_diffs(diff)?;
+                        let diffs = parse_json_diffs(&diff)?;
                         apply_json_diffs(&mut dom, &diffs)?;
                         *slot = Some(Value::Json(JsonValue::Dom(Box::new(dom))));
                     }

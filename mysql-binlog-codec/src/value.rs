@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::cursor::{be_uint, le_uint};
-use crate::decimal::Decimal;
+use crate::decimal::{Decimal, DecimalBuf};
 use crate::error::{DecodeErrorKind, PResult};
 use crate::json::{JsonBinary, JsonDom};
 use crate::table_map::ColumnDef;
@@ -291,20 +291,29 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum JsonValue<'a> {
-    /// MySQL binary JSON as stored.
-    Binary(JsonBinary<'a>),
+    /// MySQL binary JSON as stored (see [`JsonBinary::new`] over these bytes).
+    Binary(Cow<'a, [u8]>),
     /// A document built by applying a partial update (PARTIAL_UPDATE_ROWS) to the before image.
     Dom(Box<JsonDom>),
     /// A partial-update diff that could not be applied because the before image lacks the
     /// column (e.g. `binlog_row_image=MINIMAL`); raw diff bytes.
-    UnappliedDiff(&'a [u8]),
+    UnappliedDiff(Cow<'a, [u8]>),
 }
 
 impl JsonValue<'_> {
+    /// Convert into an owned value.
+    pub fn into_owned(self) -> JsonValue<'static> {
+        match self {
+            Self::Binary(b) => JsonValue::Binary(Cow::Owned(b.into_owned())),
+            Self::Dom(d) => JsonValue::Dom(d),
+            Self::UnappliedDiff(b) => JsonValue::UnappliedDiff(Cow::Owned(b.into_owned())),
+        }
+    }
+
     /// The JSON text as MySQL's `SELECT` renders it.
     pub fn to_text(&self) -> PResult<String> {
         match self {
-            Self::Binary(b) => Ok(b.to_text()?),
+            Self::Binary(b) => Ok(JsonBinary::new(b).to_text()?),
             Self::Dom(d) => Ok(d.to_text()),
             Self::UnappliedDiff(_) => Err(DecodeErrorKind::Malformed {
                 what: "partial JSON diff whose before image lacks the column".into(),
@@ -327,8 +336,8 @@ pub enum Value<'a> {
     Float(f32),
     /// `DOUBLE`.
     Double(f64),
-    /// `DECIMAL`.
-    Decimal(Decimal<'a>),
+    /// `DECIMAL` (exact; `Display` prints it as `SELECT` does, with `scale` digits).
+    Decimal(DecimalBuf),
     /// `YEAR` (0 for the zero year).
     Year(u16),
     /// `DATE`.
@@ -357,16 +366,16 @@ pub enum Value<'a> {
     /// `JSON`.
     Json(JsonValue<'a>),
     /// `GEOMETRY`: 4-byte little-endian SRID followed by WKB.
-    Geometry(&'a [u8]),
+    Geometry(Cow<'a, [u8]>),
     /// `VECTOR`: little-endian float32 values.
-    Vector(&'a [u8]),
+    Vector(Cow<'a, [u8]>),
 }
 
 impl Value<'_> {
-    /// Convert into an owned value.
+    /// Convert into an owned value (same variant, data copied where it was borrowed).
     pub fn into_owned(self) -> Value<'static> {
-        fn leak_free(b: &[u8]) -> Cow<'static, [u8]> {
-            Cow::Owned(b.to_vec())
+        fn own(b: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
+            Cow::Owned(b.into_owned())
         }
         match self {
             Value::Null => Value::Null,
@@ -374,31 +383,23 @@ impl Value<'_> {
             Value::UInt(v) => Value::UInt(v),
             Value::Float(v) => Value::Float(v),
             Value::Double(v) => Value::Double(v),
-            Value::Decimal(d) => Value::String {
-                bytes: Cow::Owned(d.to_string().into_bytes()),
-                collation: None,
-            },
+            Value::Decimal(d) => Value::Decimal(d),
             Value::Year(v) => Value::Year(v),
             Value::Date(v) => Value::Date(v),
             Value::Time(v) => Value::Time(v),
             Value::DateTime(v) => Value::DateTime(v),
             Value::Timestamp(v) => Value::Timestamp(v),
             Value::String { bytes, collation } => Value::String {
-                bytes: leak_free(&bytes),
+                bytes: own(bytes),
                 collation,
             },
-            Value::Bytes(b) => Value::Bytes(leak_free(&b)),
+            Value::Bytes(b) => Value::Bytes(own(b)),
             Value::Enum(v) => Value::Enum(v),
             Value::Set(v) => Value::Set(v),
             Value::Bit(v) => Value::Bit(v),
-            Value::Json(JsonValue::Binary(b)) => match b.to_dom() {
-                Ok(d) => Value::Json(JsonValue::Dom(Box::new(d))),
-                Err(_) => Value::Bytes(leak_free(b.as_bytes())),
-            },
-            Value::Json(JsonValue::Dom(d)) => Value::Json(JsonValue::Dom(d)),
-            Value::Json(JsonValue::UnappliedDiff(b)) => Value::Bytes(leak_free(b)),
-            Value::Geometry(b) => Value::Bytes(leak_free(b)),
-            Value::Vector(b) => Value::Bytes(leak_free(b)),
+            Value::Json(j) => Value::Json(j.into_owned()),
+            Value::Geometry(b) => Value::Geometry(own(b)),
+            Value::Vector(b) => Value::Vector(own(b)),
         }
     }
 
@@ -490,7 +491,7 @@ pub(crate) fn decode_value<'a>(
             let scale = (col.meta >> 8) as u8;
             let (d, n) =
                 Decimal::parse(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
-            (Value::Decimal(d), n)
+            (Value::Decimal(DecimalBuf::from(d)), n)
         }
         ColumnType::Year => {
             let y = t(1)?[0];
@@ -700,9 +701,9 @@ pub(crate) fn decode_value<'a>(
             let len = le_uint(t(len_bytes)?) as usize;
             let data = take(&buf[len_bytes..], len, index, tc)?;
             let v = match col.column_type {
-                ColumnType::Geometry => Value::Geometry(data),
-                ColumnType::Json => Value::Json(JsonValue::Binary(JsonBinary::new(data))),
-                ColumnType::Vector => Value::Vector(data),
+                ColumnType::Geometry => Value::Geometry(Cow::Borrowed(data)),
+                ColumnType::Json => Value::Json(JsonValue::Binary(Cow::Borrowed(data))),
+                ColumnType::Vector => Value::Vector(Cow::Borrowed(data)),
                 _ => string_value(col, data),
             };
             (v, len_bytes + len)
