@@ -59,9 +59,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod charset;
 mod cursor;
 pub mod decimal;
 mod decoder;
+pub mod engine;
 mod error;
 mod event_type;
 pub mod events;

@@ -219,7 +219,9 @@ impl<'t> Rows<'t> {
                     };
                     let diff = diff.clone();
                     let base = match before.values.get(i) {
-                        Some(Some(Value::Json(JsonValue::Binary(b)))) => Some(JsonBinary::new(b).to_dom()?),
+                        Some(Some(Value::Json(JsonValue::Binary(b)))) => {
+                            Some(JsonBinary::new(b).to_dom()?)
+                        }
                         Some(Some(Value::Json(JsonValue::Dom(d)))) => Some((**d).clone()),
                         Some(Some(Value::Null)) => None,
                         _ => None,
