@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Demo (README, first command): start a throwaway MariaDB, run a small SQL workload, and decode the
-# binlog files it wrote with the codec's `dump` example (one line per event). The server is stopped and
+# Demo (README, first command): start a throwaway MariaDB, run a small SQL workload, and turn the
+# binlog files it wrote into change events with `mes decode` (JSON lines), then list every event
+# with the codec's `dump` example. The server is stopped and
 # its directory kept under build/demo for inspection.
 #
 # Environment: MES_DEMO_BUILD_DIR (default <repo>/build/demo), MES_DEMO_PORT (default 33063).
@@ -15,8 +16,8 @@ export MES_BINLOG_BASENAME=demo-bin
 
 section() { printf '\n========== %s ==========\n' "$*"; }
 
-section "build the dump example"
-cargo build --release -p mysql-binlog-codec --example dump
+section "build mes"
+cargo build --release -p mes-cli
 
 section "start a throwaway MariaDB on 127.0.0.1:$MES_TEST_PORT"
 bash "$SERVER" stop
@@ -68,5 +69,8 @@ section "stop the server"
 bash "$SERVER" stop
 trap - EXIT
 
-section "decode: cargo run --release -p mysql-binlog-codec --example dump -- ${PATHS[*]##*/}"
-cargo run --release -p mysql-binlog-codec --example dump -- "${PATHS[@]}"
+section "change events: mes decode ${PATHS[*]##*/}  (JSON lines)"
+"$REPO/target/release/mes" decode --statements "${PATHS[@]}"
+
+section "every event: cargo run --release -p mysql-binlog-codec --example dump -- ${PATHS[*]##*/}"
+cargo run -q --release -p mysql-binlog-codec --example dump -- "${PATHS[@]}"
