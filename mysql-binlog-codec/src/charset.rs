@@ -15,6 +15,13 @@
 //! `latin1` is Windows-1252 with 0x81, 0x8D, 0x8F, 0x90, 0x9D as U+0081 … (what MySQL and
 //! MariaDB do); `ucs2`, `utf16` and `utf32` are big-endian, `utf16le` little-endian; `sjis` is
 //! JIS X 0208 Shift_JIS (0x815F is U+005C, not cp932's U+FF3C); `latin5` is ISO-8859-9.
+//! The other sets use the WHATWG tables of `encoding_rs`; where the server's own table differs
+//! for a few code points (big5 and euckr are decoded by their HKSCS / UHC supersets, gb2312 by
+//! GBK, ujis / eucjpms by WHATWG EUC-JP), text the server stores decodes, but a handful of
+//! characters may come out as the neighbouring Unicode form. The Unicode sets, latin1, ascii,
+//! sjis and gbk are checked against a real MariaDB's `SELECT` output by
+//! `tests/mariadb_fixtures.rs`. armscii8, cp850, cp852, dec8, geostd8, hp8, keybcs2, macce and
+//! swe7 have no conversion here ([`CharsetError::Unsupported`]).
 
 use std::borrow::Cow;
 

@@ -332,7 +332,13 @@ fn sizes_are_bounded() {
 /// Regression (fuzz): the magic check must not depend on how the first bytes arrive.
 #[test]
 fn magic_errors_do_not_depend_on_the_split() {
-    for input in [&b"22\0\0rest of it"[..], &b"\xfdbi"[..], &b"\xfebi"[..], &b"\xfdbin...."[..], &b"x"[..]] {
+    for input in [
+        &b"22\0\0rest of it"[..],
+        &b"\xfdbi"[..],
+        &b"\xfebi"[..],
+        &b"\xfdbin...."[..],
+        &b"x"[..],
+    ] {
         for mode in [MagicMode::Require, MagicMode::Auto] {
             let run = |chunk: usize| {
                 let mut dec = BinlogDecoder::new(DecoderConfig::default().with_magic(mode));
