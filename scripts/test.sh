@@ -111,6 +111,10 @@ fuzz_runs() {
     if ! cargo fuzz --version >/dev/null 2>&1; then
         cargo install cargo-fuzz --locked
     fi
+    # Seed from the real-binlog corpus when it is there (seeds are never committed).
+    if [ -d "${MES_CORPUS_DIR:-$REPO/../shared/corpus}" ]; then
+        bash fuzz/seed.sh
+    fi
     local targets
     targets="$(RUSTC_BOOTSTRAP=1 cargo fuzz list)"
     if [ -z "$targets" ]; then
