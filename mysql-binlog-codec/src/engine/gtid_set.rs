@@ -59,6 +59,23 @@ impl MysqlGtidSet {
         }
     }
 
+    /// Entries in canonical order: (uuid, tag, half-open intervals).
+    pub fn entries(&self) -> Vec<(Uuid, String, Vec<(u64, u64)>)> {
+        self.sets
+            .iter()
+            .map(|((u, t), ivs)| (*u, t.clone(), ivs.clone()))
+            .collect()
+    }
+
+    /// Whether every GTID of `other` is in this set.
+    pub fn contains_set(&self, other: &MysqlGtidSet) -> bool {
+        other.sets.iter().all(|(key, ivs)| {
+            let mine = self.sets.get(key).map(Vec::as_slice).unwrap_or_default();
+            ivs.iter()
+                .all(|&(s, e)| mine.iter().any(|&(ms, me)| ms <= s && e <= me))
+        })
+    }
+
     /// Parse MySQL's text form (`uuid:1-5:7,uuid2:tag:1-3`; whitespace and newlines allowed).
     pub fn parse(text: &str) -> Option<Self> {
         let mut set = Self::default();
@@ -203,6 +220,9 @@ mod tests {
         assert!(MysqlGtidSet::parse("nonsense").is_none());
         assert!(MysqlGtidSet::parse("55778904-0299-11f1-b1b8-4ef0c4956feb:0").is_none());
         assert_eq!(MysqlGtidSet::parse("").unwrap(), MysqlGtidSet::default());
+        let sub = MysqlGtidSet::parse("55778904-0299-11f1-b1b8-4ef0c4956feb:2-3:6").unwrap();
+        assert!(s.contains_set(&sub) && !sub.contains_set(&s));
+        assert!(s.contains_set(&MysqlGtidSet::default()));
     }
 
     #[test]
