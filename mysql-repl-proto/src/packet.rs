@@ -496,7 +496,7 @@ fn put_varlen(out: &mut Vec<u8>, v: u64) {
     // MySQL serialization varlen: the count of trailing one bits of the first byte is the
     // count of extra bytes; the value is stored shifted above them.
     let bits = 64 - v.leading_zeros() as usize;
-    let extra = if bits <= 7 { 0 } else { ((bits - 7) + 6) / 7 }.min(8);
+    let extra = if bits <= 7 { 0 } else { (bits - 7).div_ceil(7) }.min(8);
     if extra >= 8 {
         out.push(0xff);
         out.extend_from_slice(&v.to_le_bytes());

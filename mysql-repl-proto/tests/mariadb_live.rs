@@ -74,9 +74,8 @@ fn run(config: ConnectConfig, addr: &(String, u16), max_events: usize) -> Run {
     loop {
         match conn.poll_output() {
             Output::Transmit(b) => {
-                if sock.write_all(&b).is_err() {
-                    conn.handle_eof();
-                }
+                // A server that already hung up: report it like end of file.
+                let _ = sock.write_all(&b).map_err(|_| conn.handle_eof());
             }
             Output::Event(ConnEvent::Ready(info)) => r.info = Some(*info),
             Output::Event(ConnEvent::Binlog { event, checksum }) => {

@@ -6,6 +6,9 @@ use std::fmt;
 
 use crate::gtid::{GnoInterval, GtidSet, MariaGtid, Uuid};
 
+/// One source of a GTID set: uuid, tag (empty = untagged), half-open intervals.
+pub type GtidSetEntry = (Uuid, String, Vec<(u64, u64)>);
+
 /// A MySQL GTID set that can grow one GTID at a time; kept as sorted, merged, half-open
 /// intervals per (uuid, tag).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,7 +63,7 @@ impl MysqlGtidSet {
     }
 
     /// Entries in canonical order: (uuid, tag, half-open intervals).
-    pub fn entries(&self) -> Vec<(Uuid, String, Vec<(u64, u64)>)> {
+    pub fn entries(&self) -> Vec<GtidSetEntry> {
         self.sets
             .iter()
             .map(|((u, t), ivs)| (*u, t.clone(), ivs.clone()))
