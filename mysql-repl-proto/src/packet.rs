@@ -64,6 +64,11 @@ impl PacketReader {
         self.next_seq = Some(seq);
     }
 
+    /// Accept any sequence id for the next packet (a peer starting a new command).
+    pub fn allow_any_seq(&mut self) {
+        self.next_seq = None;
+    }
+
     /// The next complete logical packet: `(sequence id of its first chunk, payload)`, or
     /// `Ok(None)` when more bytes are needed. Payloads over `max` are refused before they are
     /// buffered whole.
