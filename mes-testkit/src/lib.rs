@@ -1,0 +1,1 @@
+//! Test-only helpers (scripted MySQL 8.4 primary). Being written.
