@@ -12,7 +12,7 @@ use super::{ChangeEvent, Position, StatementEvent, TableInfo};
 use crate::charset::decode_text;
 use crate::json_diff::parse_json_diffs;
 use crate::table_map::ColumnDef;
-use crate::value::{JsonValue, Value};
+use crate::value::{ColumnType, JsonValue, Value};
 
 /// Append `s` as a JSON string literal.
 pub fn write_json_string(out: &mut String, s: &str) {
@@ -103,6 +103,17 @@ pub fn write_value(out: &mut String, value: &Value<'_>, col: Option<&ColumnDef<'
             // not invented into text — base64, as for binary data.
             Err(_) => write_base64(out, bytes),
         },
+        // BINARY(n): the row image drops trailing 0x00 bytes, SELECT returns all n bytes.
+        Value::Bytes(b) if col.is_some_and(|c| c.column_type == ColumnType::String) => {
+            let n = col.map_or(0, |c| binary_len(c.meta));
+            if b.len() < n {
+                let mut padded = b.to_vec();
+                padded.resize(n, 0);
+                write_base64(out, &padded);
+            } else {
+                write_base64(out, b);
+            }
+        }
         Value::Bytes(b) | Value::Geometry(b) => write_base64(out, b),
         Value::Enum(i) => match col.and_then(|c| c.enum_label(*i)) {
             Some(label) => write_label(out, label, col),
@@ -147,6 +158,12 @@ pub fn write_value(out: &mut String, value: &Value<'_>, col: Option<&ColumnDef<'
             None => out.push_str("null"),
         },
     }
+}
+
+/// Declared length of a CHAR/BINARY column from its TABLE_MAP metadata.
+fn binary_len(meta: u16) -> usize {
+    let b0 = meta >> 8;
+    usize::from((((b0 & 0x30) ^ 0x30) << 4) | (meta & 0xff))
 }
 
 fn write_label(out: &mut String, label: &[u8], col: Option<&ColumnDef<'_>>) {

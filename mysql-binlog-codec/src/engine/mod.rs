@@ -459,6 +459,13 @@ impl Engine {
         &self.checkpoint
     }
 
+    /// Seed the checkpoint's file position (where a stream starts).
+    pub fn set_start_position(&mut self, position: Position) {
+        self.file = position.file.clone();
+        self.last_offset = position.offset;
+        self.checkpoint.position = position;
+    }
+
     /// Seed the checkpoint's GTID part (the start position of a stream).
     pub fn set_start_gtid(&mut self, gtid: GtidCheckpoint) {
         self.checkpoint.gtid = gtid;
@@ -850,8 +857,9 @@ impl Engine {
     }
 
     fn allows_statement(&self, database: &str) -> bool {
-        // Statements have no table; apply the database part of the filter only.
-        database.is_empty() || self.config.filter.allows_database(database)
+        // Statements have no table; apply the database part of the filter only (a statement
+        // without a default database passes only when no database is required).
+        self.config.filter.allows_database(database)
     }
 
     fn commit(&mut self, ev: &Event<'_>) {

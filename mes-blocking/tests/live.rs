@@ -1,0 +1,214 @@
+//! The blocking driver against the real MariaDB the test script starts: streaming, killed
+//! connections (reconnect + resume, every row exactly once), stop from another thread, bad
+//! addresses. Without a server: a loud SKIPPED, unless `MES_REQUIRE_SERVER=1` (then failure).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mes_blocking::{BinlogStream, Reconnect, StreamConfig, StreamError};
+use mysql_binlog_codec::Value;
+use mysql_binlog_codec::engine::{ChangeKind, EngineConfig, EngineEvent, TableFilter};
+use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn server() -> Option<(String, u16)> {
+    let host = env("MES_TEST_HOST");
+    let port = env("MES_TEST_PORT").and_then(|p| p.parse().ok());
+    if let (Some(h), Some(p)) = (&host, port) {
+        if TcpStream::connect((h.as_str(), p)).is_ok() {
+            return Some((h.clone(), p));
+        }
+    }
+    if env("MES_REQUIRE_SERVER").as_deref() == Some("1") {
+        panic!("MES_REQUIRE_SERVER=1 but no test server answers (run scripts/test.sh)");
+    }
+    eprintln!(
+        "SKIPPED: no test server (run scripts/test.sh, or scripts/mariadb-test-server.sh start and eval its env)"
+    );
+    None
+}
+
+fn sql(query: &str) -> String {
+    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
+    let out = Command::new("mariadb")
+        .arg(format!("--defaults-file={cnf}"))
+        .args(["-N", "-B", "-e", query])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig {
+    // A distinct replica server_id per stream: the server refuses two dumps with the same id.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let server_id = 5000
+        + (std::process::id() % 1000) * 10
+        + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let connect = ConnectConfig {
+        user: env("MES_TEST_REPL_USER").unwrap(),
+        password: env("MES_TEST_REPL_PASSWORD").unwrap(),
+        server_id,
+        tls: TlsOptions {
+            mode: SslMode::Preferred,
+            ..TlsOptions::default()
+        },
+        start,
+        heartbeat_period: Duration::from_millis(500),
+        read_timeout: Duration::from_secs(5),
+        ..ConnectConfig::default()
+    };
+    let mut c = StreamConfig::new(&addr.0, addr.1, connect);
+    c.engine =
+        EngineConfig::default().with_filter(TableFilter::default().with_include_databases(&[db]));
+    c.reconnect = Reconnect {
+        max_attempts: 20,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+    };
+    c
+}
+
+fn current() -> StartPosition {
+    let status = sql("SHOW MASTER STATUS");
+    let mut p = status.split('\t');
+    let file = p.next().unwrap().to_owned();
+    StartPosition::FilePosition {
+        file,
+        position: p.next().unwrap().parse().unwrap(),
+    }
+}
+
+/// Collect INSERTed ids until `n` arrived (or the deadline).
+fn collect(stream: &mut BinlogStream, n: usize, ids: &mut BTreeMap<i64, usize>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.values().sum::<usize>() < n && Instant::now() < deadline {
+        match stream.next_timeout(Duration::from_millis(500)) {
+            Some(Ok(Some(EngineEvent::Change(c)))) if c.kind == ChangeKind::Insert => {
+                let after = c.after.unwrap();
+                let Some(Value::Int(id)) = after.values[0] else {
+                    panic!("{after:?}")
+                };
+                *ids.entry(id).or_default() += 1;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("stream failed: {e}"),
+            None => panic!("stream ended"),
+        }
+    }
+}
+
+fn kill_dump_threads() -> usize {
+    let ids =
+        sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'");
+    let mut n = 0;
+    for id in ids.lines().filter(|l| !l.is_empty()) {
+        let _ = Command::new("mariadb")
+            .arg(format!(
+                "--defaults-file={}",
+                env("MES_TEST_CLIENT_CNF").unwrap()
+            ))
+            .args(["-e", &format!("KILL {id}")])
+            .output();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn streams_and_survives_killed_connections_exactly_once() {
+    let Some(addr) = server() else { return };
+    let db = format!("mes_blk_{}", std::process::id());
+    sql(&format!("CREATE DATABASE {db}"));
+    sql(&format!(
+        "CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(40))"
+    ));
+    let mut stream = BinlogStream::start(config(&addr, &db, current())).unwrap();
+    let mut ids = BTreeMap::new();
+    let mut next_id = 0i64;
+    for round in 0..5 {
+        // A batch of single-row transactions and one multi-row transaction.
+        let mut stmts = String::new();
+        for _ in 0..40 {
+            next_id += 1;
+            stmts.push_str(&format!(
+                "INSERT INTO {db}.t VALUES ({next_id}, 'r{round}');"
+            ));
+        }
+        stmts.push_str("BEGIN;");
+        for _ in 0..30 {
+            next_id += 1;
+            stmts.push_str(&format!(
+                "INSERT INTO {db}.t VALUES ({next_id}, 'txn{round}');"
+            ));
+        }
+        stmts.push_str("COMMIT;");
+        sql(&stmts);
+        if round % 2 == 1 {
+            assert!(kill_dump_threads() >= 1, "a dump thread to kill");
+        }
+        collect(&mut stream, next_id as usize, &mut ids);
+    }
+    assert_eq!(ids.len(), next_id as usize, "every row arrived");
+    let dups: Vec<_> = ids.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicates after resume: {dups:?}");
+    let cp = stream.checkpoint_string();
+    assert!(
+        cp.starts_with("mariadb:0-") || cp.starts_with("file:"),
+        "{cp}"
+    );
+    stream.stop();
+    sql(&format!("DROP DATABASE {db}"));
+}
+
+#[test]
+fn stop_from_another_thread_unblocks_the_consumer() {
+    let Some(addr) = server() else { return };
+    let mut stream = BinlogStream::start(config(&addr, "mes_nothing_here", current())).unwrap();
+    let handle = stream.stop_handle();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        handle.stop();
+    });
+    let started = Instant::now();
+    // Whatever arrives first, the iterator must end soon after the stop.
+    for ev in stream.by_ref() {
+        assert!(ev.is_ok(), "{ev:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stop did not end the stream"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    t.join().unwrap();
+}
+
+#[test]
+fn bad_addresses_and_credentials_fail_fast_and_typed() {
+    let Some(addr) = server() else { return };
+    let started = Instant::now();
+    let mut c = config(&addr, "x", StartPosition::Current);
+    c.port = 1;
+    match BinlogStream::start(c) {
+        Err(StreamError::Io { addr, .. }) => assert!(addr.ends_with(":1")),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("connected to port 1?"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut c = config(&addr, "x", StartPosition::Current);
+    c.connect.password = "wrong".into();
+    assert!(matches!(
+        BinlogStream::start(c),
+        Err(StreamError::Proto(mysql_repl_proto::ProtoError::Auth(_)))
+    ));
+}
