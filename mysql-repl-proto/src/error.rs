@@ -67,10 +67,12 @@ impl ProtoError {
         match self {
             Self::Timeout(_) | Self::Eof(_) => true,
             // 1236 "could not find first log file" etc. will not heal by reconnecting, but
-            // "server shutdown in progress" (1053) and connection kills (1927) will.
+            // "server shutdown in progress" (1053), connection kills (1927) and MariaDB's
+            // "a replica with the same server_id is already connected" (4052, while the server
+            // has not yet noticed that our previous connection died) will.
             Self::Server { code, .. } => matches!(
                 code,
-                1053 | 1077 | 1152 | 1153 | 1158 | 1159 | 1160 | 1161 | 1927 | 2013
+                1053 | 1077 | 1152 | 1153 | 1158 | 1159 | 1160 | 1161 | 1927 | 2013 | 4052
             ),
             _ => false,
         }
