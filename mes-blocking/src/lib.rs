@@ -40,6 +40,7 @@ use mysql_binlog_codec::engine::{
     Checkpoint, Engine, EngineConfig, EngineEvent, GtidCheckpoint, Position,
 };
 use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
+pub use mysql_repl_proto::ServerInfo;
 use mysql_repl_proto::{
     ConnEvent, ConnectConfig, Connection, Flavor, Output, ProtoError, StartPosition,
 };
@@ -163,6 +164,83 @@ pub fn start_from_string(s: &str) -> Option<StartPosition> {
         file: file.to_owned(),
         position: pos.parse().ok()?,
     })
+}
+
+/// Connect, authenticate, read the server's variables and start a dump (with the preflight
+/// off), then close: what `mes check` reports from. Returns the server facts and the outcome of
+/// starting the dump (privilege errors show up there).
+pub fn probe(
+    host: &str,
+    port: u16,
+    connect: &ConnectConfig,
+) -> Result<(ServerInfo, Result<(), ProtoError>), StreamError> {
+    let mut cc = connect.clone();
+    cc.host = host.to_owned();
+    cc.preflight = false;
+    cc.stop_at_end = true;
+    cc.start = StartPosition::Current;
+    let addr = format!("{host}:{port}");
+    let io = |e: std::io::Error| StreamError::Io {
+        addr: addr.clone(),
+        message: e.to_string(),
+    };
+    let sock_addr = (host, port)
+        .to_socket_addrs()
+        .map_err(io)?
+        .next()
+        .ok_or_else(|| StreamError::Io {
+            addr: addr.clone(),
+            message: "no address".into(),
+        })?;
+    let mut sock = TcpStream::connect_timeout(&sock_addr, cc.connect_timeout).map_err(io)?;
+    let mut conn = Connection::new(cc, Instant::now())?;
+    let mut info: Option<ServerInfo> = None;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match conn.poll_output() {
+            Output::Transmit(b) => sock.write_all(&b).map_err(io)?,
+            Output::Event(ConnEvent::Ready(i)) => info = Some(*i),
+            Output::Event(ConnEvent::Binlog { .. }) => {
+                // The dump started: privileges are fine.
+                if let Some(i) = info.take() {
+                    conn.close();
+                    while let Output::Transmit(b) = conn.poll_output() {
+                        let _ = sock.write_all(&b);
+                    }
+                    return Ok((i, Ok(())));
+                }
+            }
+            Output::Event(_) => {}
+            Output::Closed(r) => {
+                return match (info, r) {
+                    (Some(i), r) => Ok((i, r)),
+                    (None, Err(e)) => Err(e.into()),
+                    (None, Ok(())) => Err(StreamError::Proto(ProtoError::Eof("probe"))),
+                };
+            }
+            Output::Wait(deadline) => {
+                let wait = deadline.map_or(Duration::from_secs(5), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+                    .map_err(io)?;
+                match sock.read(&mut buf) {
+                    Ok(0) => conn.handle_eof(),
+                    Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        conn.handle_timeout(Instant::now())
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 enum Msg {

@@ -595,8 +595,14 @@ impl Connection {
         } else {
             Flavor::Mysql
         };
+        // MariaDB prefixes its version with "5.5.5-" for old clients.
+        let version = hs
+            .server_version
+            .strip_prefix("5.5.5-")
+            .unwrap_or(&hs.server_version)
+            .to_owned();
         self.info = Some(ServerInfo {
-            server_version: hs.server_version.clone(),
+            server_version: version,
             flavor,
             connection_id: hs.connection_id,
             checksum: false,
