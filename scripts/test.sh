@@ -130,6 +130,16 @@ fuzz_runs() {
 run_section "Fuzz: cargo fuzz run (${MES_FUZZ_SECONDS:-10} s per target)" fuzz_runs
 
 # ---------------------------------------------------------------------------------------------------
+demo_short() {
+    # The README's main job, bounded: its own throwaway server, a few seconds of live changes.
+    MES_DEMO_SECONDS=3 MES_DEMO_PROFILE=debug bash scripts/demo.sh > "$MES_BUILD_DIR/demo.out"
+    grep -q '"type":"INSERT"' "$MES_BUILD_DIR/demo.out"
+    grep -q 'ready for change data capture' "$MES_BUILD_DIR/demo.out"
+    echo "demo: $(grep -c '"type":' "$MES_BUILD_DIR/demo.out") change-event lines"
+}
+run_section "Demo (short): scripts/demo.sh" demo_short
+
+# ---------------------------------------------------------------------------------------------------
 section "Summary"
 if [ "${#FAILED[@]}" -gt 0 ]; then
     printf 'FAILED: %s\n' "${FAILED[@]}"
