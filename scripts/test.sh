@@ -49,6 +49,13 @@ else
     echo "WARNING: corpus not found at $MES_CORPUS_DIR (corpus tests will print a skip)"
 fi
 bash "$SERVER" status
+# Python clients that prove the scripted MySQL primary's handshake (mes-testkit tests), and the
+# venv the Python package section uses.
+if [ ! -x "$MES_BUILD_DIR/venv/bin/python" ]; then
+    python3 -m venv "$MES_BUILD_DIR/venv"
+fi
+"$MES_BUILD_DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check PyMySQL cryptography mysql-connector-python
+export MES_PYTHON="$MES_BUILD_DIR/venv/bin/python"
 echo "server env: MES_TEST_HOST=$MES_TEST_HOST MES_TEST_PORT=$MES_TEST_PORT MES_TEST_SOCKET=$MES_TEST_SOCKET"
 
 # ---------------------------------------------------------------------------------------------------

@@ -318,11 +318,17 @@ impl BinlogStream {
     /// Stop the reader thread and wait for it.
     pub fn stop(&mut self) {
         self.stop_handle().stop();
-        // Drain so a reader blocked on a full queue can notice the stop.
-        while self.rx.try_recv().is_ok() {}
         if let Some(t) = self.thread.take() {
+            // Drain until the reader has ended: it checks the stop flag only between batches,
+            // so it may block on the full queue again while sending the rest of one (a single
+            // drain before joining deadlocked when a transaction exceeded `queue_events`).
+            while !t.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let _ = t.join();
         }
+        while self.rx.try_recv().is_ok() {}
         self.finished = true;
     }
 
@@ -635,6 +641,9 @@ impl Reader {
                     return;
                 }
                 match self.step(&mut session) {
+                    // `stop_at_end`: the server ended the dump; so does the stream (the
+                    // `Closed(Ok)` that follows must not be taken for a lost connection).
+                    Ok(Some(ConnEvent::EndOfStream)) => return,
                     Ok(_) => attempts = 0,
                     Err(e) => break e,
                 }

@@ -98,7 +98,10 @@ impl BinlogFile {
         // FDE body: binlog version (2), server version (50), created (4), header length (1),
         // post-header lengths, checksum algorithm (1), CRC32 (4).
         if fde.len < HEADER_LEN + 57 + 5 {
-            return Err(invalid(name, "FORMAT_DESCRIPTION_EVENT too short for a checksum field"));
+            return Err(invalid(
+                name,
+                "FORMAT_DESCRIPTION_EVENT too short for a checksum field",
+            ));
         }
         let crc32 = match bytes[fde.offset + fde.len - 5] {
             0 => false,
@@ -219,9 +222,8 @@ impl BinlogFile {
         }
         let text_len = event_size - HEADER_LEN - 1 - crc_len;
         let end = bytes.len() + event_size;
-        let end32 = u32::try_from(end).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "large event beyond 4 GiB")
-        })?;
+        let end32 = u32::try_from(end)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "large event beyond 4 GiB"))?;
         let mut ev = Vec::with_capacity(event_size);
         put_header(
             &mut ev,
@@ -371,7 +373,15 @@ pub(crate) fn heartbeat_v2(server_id: u32, file: &str, position: u64, crc32: boo
     let len = HEADER_LEN + body.len() + if crc32 { 4 } else { 0 };
     let log_pos = position.min(u64::from(u32::MAX)) as u32;
     let mut ev = Vec::with_capacity(len);
-    put_header(&mut ev, 0, HEARTBEAT_LOG_EVENT_V2, server_id, len, log_pos, 0);
+    put_header(
+        &mut ev,
+        0,
+        HEARTBEAT_LOG_EVENT_V2,
+        server_id,
+        len,
+        log_pos,
+        0,
+    );
     ev.extend_from_slice(&body);
     push_crc(&mut ev, crc32);
     ev

@@ -99,7 +99,10 @@ impl GtidSet {
         if start >= end {
             return;
         }
-        let list = self.sets.entry((uuid, tag.to_ascii_lowercase())).or_default();
+        let list = self
+            .sets
+            .entry((uuid, tag.to_ascii_lowercase()))
+            .or_default();
         list.push((start, end));
         list.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(list.len());
@@ -364,7 +367,18 @@ mod tests {
 
     #[test]
     fn varlen_roundtrip() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, 1 << 40, (1 << 56) - 1, 1 << 56, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            1 << 40,
+            (1 << 56) - 1,
+            1 << 56,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varlen(&mut out, v);
             let mut c = out.as_slice();

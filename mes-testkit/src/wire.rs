@@ -125,9 +125,8 @@ impl PacketIo {
         loop {
             let mut header = [0u8; 4];
             self.stream()?.read_exact(&mut header)?;
-            let len = usize::from(header[0])
-                | usize::from(header[1]) << 8
-                | usize::from(header[2]) << 16;
+            let len =
+                usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
             if header[3] != self.seq {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -363,7 +362,16 @@ mod tests {
 
     #[test]
     fn lenenc_roundtrip() {
-        for v in [0u64, 250, 251, 65535, 65536, 0xFF_FFFF, 0x100_0000, u64::MAX] {
+        for v in [
+            0u64,
+            250,
+            251,
+            65535,
+            65536,
+            0xFF_FFFF,
+            0x100_0000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_lenenc_int(&mut out, v);
             assert_eq!(Reader::new(&out).lenenc_int(), Some(v));
@@ -375,6 +383,9 @@ mod tests {
     #[test]
     fn err_packet_layout() {
         let p = err_payload(1045, "28000", "Access denied");
-        assert_eq!(&p[..9], &[0xFF, 0x15, 0x04, b'#', b'2', b'8', b'0', b'0', b'0']);
+        assert_eq!(
+            &p[..9],
+            &[0xFF, 0x15, 0x04, b'#', b'2', b'8', b'0', b'0', b'0']
+        );
     }
 }
