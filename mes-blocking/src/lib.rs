@@ -121,6 +121,9 @@ pub struct StreamConfig {
     pub queue_bytes: usize,
     /// Reconnection policy.
     pub reconnect: Reconnect,
+    /// Name columns from `information_schema` over a side connection when a TABLE_MAP carries
+    /// no names (`binlog_row_metadata=MINIMAL`, pre-8.0 servers). Opened only when needed.
+    pub schema_lookup: bool,
 }
 
 impl StreamConfig {
@@ -136,6 +139,7 @@ impl StreamConfig {
             queue_events: 10_000,
             queue_bytes: 48 << 20,
             reconnect: Reconnect::default(),
+            schema_lookup: true,
         }
     }
 }
@@ -240,6 +244,142 @@ pub fn probe(
             }
             _ => {}
         }
+    }
+}
+
+/// Column names from `information_schema.COLUMNS` over a side query connection, opened on the
+/// first lookup and reopened after a failure. The engine refuses names whose count or types do
+/// not fit the TABLE_MAP (e.g. the table changed since the event was written).
+pub struct SchemaLookup {
+    host: String,
+    port: u16,
+    connect: ConnectConfig,
+    session: Option<(TcpStream, Connection)>,
+}
+
+impl SchemaLookup {
+    /// A lookup that connects to `host:port` with these credentials and TLS settings.
+    pub fn new(host: &str, port: u16, connect: &ConnectConfig) -> Self {
+        let mut connect = connect.clone();
+        connect.query_only = true;
+        connect.host = host.to_owned();
+        Self {
+            host: host.to_owned(),
+            port,
+            connect,
+            session: None,
+        }
+    }
+
+    fn drive(&mut self, want_ready: bool) -> Result<Option<ConnEvent>, String> {
+        let Some((sock, conn)) = self.session.as_mut() else {
+            return Err("not connected".into());
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match conn.poll_output() {
+                Output::Transmit(b) => sock.write_all(&b).map_err(|e| e.to_string())?,
+                Output::Event(ev @ ConnEvent::Ready(_)) if want_ready => return Ok(Some(ev)),
+                Output::Event(ev @ ConnEvent::QueryResult(_)) => return Ok(Some(ev)),
+                Output::Event(_) => {}
+                Output::Closed(r) => {
+                    return Err(r
+                        .err()
+                        .map_or("connection closed".into(), |e| e.to_string()));
+                }
+                Output::Wait(deadline) => {
+                    let wait = deadline.map_or(Duration::from_secs(30), |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
+                    sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+                        .map_err(|e| e.to_string())?;
+                    match sock.read(&mut buf) {
+                        Ok(0) => conn.handle_eof(),
+                        Ok(n) => conn.handle_input(Instant::now(), &buf[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            conn.handle_timeout(Instant::now())
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn ensure_connected(&mut self) -> Result<(), String> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let addr = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or("no address")?;
+        let sock = TcpStream::connect_timeout(&addr, self.connect.connect_timeout)
+            .map_err(|e| e.to_string())?;
+        let conn =
+            Connection::new(self.connect.clone(), Instant::now()).map_err(|e| e.to_string())?;
+        self.session = Some((sock, conn));
+        match self.drive(true) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.session = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn sql_string(s: &str) -> String {
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    }
+}
+
+impl mysql_binlog_codec::engine::SchemaSource for SchemaLookup {
+    fn columns(
+        &mut self,
+        database: &str,
+        table: &str,
+    ) -> Result<Option<Vec<mysql_binlog_codec::engine::ColumnSchema>>, String> {
+        self.ensure_connected()?;
+        let sql = format!(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+            Self::sql_string(database),
+            Self::sql_string(table)
+        );
+        let result = {
+            let Some((_, conn)) = self.session.as_mut() else {
+                return Err("not connected".into());
+            };
+            conn.query(Instant::now(), &sql)
+                .map_err(|e| e.to_string())?;
+            self.drive(false)
+        };
+        let rs = match result {
+            Ok(Some(ConnEvent::QueryResult(r))) => r.map_err(|e| e.to_string())?,
+            Ok(_) => return Err("no result".into()),
+            Err(e) => {
+                self.session = None;
+                return Err(e);
+            }
+        };
+        if rs.rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            rs.rows
+                .into_iter()
+                .map(|r| mysql_binlog_codec::engine::ColumnSchema {
+                    name: r.first().cloned().flatten().unwrap_or_default(),
+                    data_type: r.get(1).cloned().flatten().unwrap_or_default(),
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -495,6 +635,13 @@ impl Reader {
                     .with_magic(MagicMode::None)
                     .with_initial_checksum(checksum);
                 let mut engine = Engine::new(self.config.engine.clone().with_decoder(dec));
+                if self.config.schema_lookup {
+                    engine.set_schema_source(Box::new(SchemaLookup::new(
+                        &self.config.host,
+                        self.config.port,
+                        &self.config.connect,
+                    )));
+                }
                 if let Some(cp) = &self.last_checkpoint {
                     engine.set_start_gtid(cp.gtid.clone());
                     engine.set_start_position(cp.position.clone());

@@ -94,6 +94,9 @@ pub struct ConnectConfig {
     /// End the stream with [`crate::ConnEvent::EndOfStream`] when the server reaches the end of
     /// its binlog (`BINLOG_DUMP_NON_BLOCK`) instead of waiting for new events.
     pub stop_at_end: bool,
+    /// Open a plain query connection instead of a replication stream: after authentication the
+    /// connection is ready for [`crate::Connection::query`] (used for schema lookups).
+    pub query_only: bool,
     /// Check the server's variables (log_bin, binlog_format, row image/metadata, GTID mode) and
     /// refuse with a typed error naming the variable when they cannot serve CDC.
     pub preflight: bool,
@@ -125,6 +128,7 @@ impl fmt::Debug for ConnectConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_event_size", &self.max_event_size)
             .field("stop_at_end", &self.stop_at_end)
+            .field("query_only", &self.query_only)
             .field("preflight", &self.preflight)
             .finish()
     }
@@ -147,6 +151,7 @@ impl Default for ConnectConfig {
             connect_timeout: Duration::from_secs(10),
             max_event_size: 64 << 20,
             stop_at_end: false,
+            query_only: false,
             preflight: true,
         }
     }

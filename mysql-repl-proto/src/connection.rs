@@ -67,6 +67,8 @@ pub enum ConnEvent {
     },
     /// The server ended the dump with EOF (non-blocking dump reached the end).
     EndOfStream,
+    /// A query connection's result ([`Connection::query`]); server errors are not fatal.
+    QueryResult(Result<crate::packet::ResultSet, ProtoError>),
 }
 
 /// What the state machine wants done next.
@@ -117,6 +119,10 @@ enum Phase {
     },
     Register,
     Streaming,
+    /// Query connection: authenticated, waiting for [`Connection::query`].
+    QueryIdle,
+    /// Query connection: a query is running.
+    QueryRunning(QueryResponse),
     Closed,
 }
 
@@ -154,6 +160,7 @@ fn phase_name(p: &Phase) -> &'static str {
         Phase::Setup { .. } => "setup",
         Phase::Register => "register replica",
         Phase::Streaming => "binlog stream",
+        Phase::QueryIdle | Phase::QueryRunning(_) => "query",
         Phase::Closed => "closed",
     }
 }
@@ -192,6 +199,21 @@ impl Connection {
     /// Server facts known so far (after [`ConnEvent::Ready`]).
     pub fn server_info(&self) -> Option<&ServerInfo> {
         self.info.as_ref()
+    }
+
+    /// Run a query on a query connection (`ConnectConfig::query_only`) once it is ready; the
+    /// answer comes as [`ConnEvent::QueryResult`]. One query at a time.
+    pub fn query(&mut self, now: Instant, sql: &str) -> Result<(), ProtoError> {
+        if !matches!(self.phase, Phase::QueryIdle) {
+            return Err(ProtoError::InvalidConfig(
+                "query() needs an idle query connection (query_only, after Ready, one query at a time)".into(),
+            ));
+        }
+        let mut p = Vec::new();
+        packet::com_query(&mut p, sql);
+        self.phase = Phase::QueryRunning(QueryResponse::default());
+        self.deadline = Some(now + self.config.read_timeout);
+        self.command(&p)
     }
 
     /// Bytes read from the socket.
@@ -355,6 +377,11 @@ impl Connection {
                 Ok(())
             }
             Phase::Streaming => self.stream_packet(payload),
+            Phase::QueryRunning(_) => self.query_packet(&payload),
+            Phase::QueryIdle => Err(ProtoError::Protocol {
+                phase: "query",
+                what: "unexpected packet while idle".into(),
+            }),
             Phase::Closed => Ok(()),
         }
     }
@@ -612,6 +639,17 @@ impl Connection {
             variables: BTreeMap::new(),
             start_file: None,
         });
+        if self.config.query_only {
+            self.phase = Phase::QueryIdle;
+            self.deadline = None;
+            let info = self.info.clone().ok_or_else(|| ProtoError::Protocol {
+                phase: "setup",
+                what: "no server info".into(),
+            })?;
+            self.out
+                .push_back(Output::Event(ConnEvent::Ready(Box::new(info))));
+            return Ok(());
+        }
         let mut steps = VecDeque::from([
             SetupStep::Variables,
             SetupStep::Checksum,
@@ -859,6 +897,24 @@ impl Connection {
         })?;
         self.out
             .push_back(Output::Event(ConnEvent::Ready(Box::new(info))));
+        Ok(())
+    }
+
+    fn query_packet(&mut self, payload: &[u8]) -> Result<(), ProtoError> {
+        let deprecate = self.capabilities & caps::DEPRECATE_EOF != 0;
+        let Phase::QueryRunning(resp) = &mut self.phase else {
+            return Ok(());
+        };
+        let done = match resp.handle_packet(payload, deprecate) {
+            Ok(None) => return Ok(()),
+            Ok(Some(rs)) => Ok(rs),
+            Err(e @ ProtoError::Server { .. }) => Err(e),
+            Err(e) => return Err(e),
+        };
+        self.phase = Phase::QueryIdle;
+        self.deadline = None;
+        self.out
+            .push_back(Output::Event(ConnEvent::QueryResult(done)));
         Ok(())
     }
 
