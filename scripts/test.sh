@@ -107,6 +107,11 @@ python_tests() {
     fi
     return "$rc"
 }
+# The original mysql-event-stream 1.8.0 wheel, in a venv of its own (same import name), for the
+# differential tests; a missing original then fails instead of skipping.
+if [ ! -x "$MES_BUILD_DIR/venv-orig/bin/python" ]; then python3 -m venv "$MES_BUILD_DIR/venv-orig"; fi
+"$MES_BUILD_DIR/venv-orig/bin/python" -m pip install --quiet --disable-pip-version-check mysql-event-stream==1.8.0
+export MES_REQUIRE_ORIG=1
 run_section "Python: maturin develop + pytest mes-py/tests" python_tests
 
 # ---------------------------------------------------------------------------------------------------

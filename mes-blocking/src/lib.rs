@@ -74,7 +74,9 @@ pub enum StreamError {
 }
 
 impl StreamError {
-    fn retryable(&self) -> bool {
+    /// Whether reconnecting may help (network failures, timeouts, a server shutting down), as
+    /// opposed to errors that would repeat (credentials, configuration, decode errors).
+    pub fn retryable(&self) -> bool {
         match self {
             Self::Io { .. } => true,
             Self::Proto(p) => p.is_retryable(),

@@ -4,50 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mes_blocking::{BinlogStream, Reconnect, StreamConfig, StreamError};
+use mes_testkit::live::{env, server, sql};
 use mysql_binlog_codec::Value;
 use mysql_binlog_codec::engine::{ChangeKind, EngineConfig, EngineEvent, TableFilter};
 use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-fn server() -> Option<(String, u16)> {
-    let host = env("MES_TEST_HOST");
-    let port = env("MES_TEST_PORT").and_then(|p| p.parse().ok());
-    if let (Some(h), Some(p)) = (&host, port) {
-        if TcpStream::connect((h.as_str(), p)).is_ok() {
-            return Some((h.clone(), p));
-        }
-    }
-    if env("MES_REQUIRE_SERVER").as_deref() == Some("1") {
-        panic!("MES_REQUIRE_SERVER=1 but no test server answers (run scripts/test.sh)");
-    }
-    eprintln!(
-        "SKIPPED: no test server (run scripts/test.sh, or scripts/mariadb-test-server.sh start and eval its env)"
-    );
-    None
-}
-
-fn sql(query: &str) -> String {
-    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
-    let out = Command::new("mariadb")
-        .arg(format!("--defaults-file={cnf}"))
-        .args(["-N", "-B", "-e", query])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig {
     // A distinct replica server_id per stream: the server refuses two dumps with the same id.
@@ -211,4 +175,49 @@ fn bad_addresses_and_credentials_fail_fast_and_typed() {
         BinlogStream::start(c),
         Err(StreamError::Proto(mysql_repl_proto::ProtoError::Auth(_)))
     ));
+}
+
+/// Regression: MariaDB counts GEOMETRY columns in the TABLE_MAP charset metadata (MySQL does
+/// not); a table with GEOMETRY and CHAR columns used to fail with "charset metadata has 2
+/// entries for 1 columns".
+#[test]
+fn mariadb_geometry_and_char_columns() {
+    let Some(addr) = server() else { return };
+    let db = format!("mes_geo_{}", std::process::id());
+    sql(&format!("CREATE DATABASE {db}"));
+    sql(&format!(
+        "CREATE TABLE {db}.g (id INT PRIMARY KEY, g GEOMETRY, c CHAR(3) CHARACTER SET latin1)"
+    ));
+    let mut stream = BinlogStream::start(config(&addr, &db, current())).unwrap();
+    sql(&format!(
+        "INSERT INTO {db}.g VALUES (1, ST_GeomFromText('POINT(1 2)', 4326), 'é')"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let change = loop {
+        assert!(Instant::now() < deadline, "no change event");
+        match stream.next_timeout(Duration::from_millis(500)) {
+            Some(Ok(Some(EngineEvent::Change(c)))) => break c,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("{e}"),
+            None => panic!("stream ended"),
+        }
+    };
+    let cols = &change.table.map.columns;
+    assert_eq!(
+        cols[1].collation,
+        Some(63),
+        "GEOMETRY carries the binary charset"
+    );
+    assert_eq!(
+        cols[2].collation,
+        Some(8),
+        "CHAR latin1 (latin1_swedish_ci)"
+    );
+    let after = change.after.unwrap();
+    assert!(
+        matches!(&after.values[1], Some(Value::Geometry(b)) if b.len() == 25 && b[..4] == 4326u32.to_le_bytes())
+    );
+    assert!(matches!(&after.values[2], Some(Value::String { bytes, .. }) if bytes[..] == [0xe9]));
+    stream.stop();
+    sql(&format!("DROP DATABASE {db}"));
 }

@@ -4,44 +4,11 @@
 //! `MES_REQUIRE_SERVER=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use mes_testkit::live::{env, server, sql};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-fn server() -> bool {
-    let ok = matches!((env("MES_TEST_HOST"), env("MES_TEST_PORT").and_then(|p| p.parse::<u16>().ok())),
-        (Some(h), Some(p)) if TcpStream::connect((h.as_str(), p)).is_ok());
-    if !ok {
-        if env("MES_REQUIRE_SERVER").as_deref() == Some("1") {
-            panic!("MES_REQUIRE_SERVER=1 but no test server answers (run scripts/test.sh)");
-        }
-        eprintln!(
-            "SKIPPED: no test server (run scripts/test.sh, or scripts/mariadb-test-server.sh start and eval its env)"
-        );
-    }
-    ok
-}
-
-fn sql(query: &str) -> String {
-    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
-    let out = Command::new("mariadb")
-        .arg(format!("--defaults-file={cnf}"))
-        .args(["-N", "-B", "-e", query])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn url(user: &str, pw: &str, server_id: u32) -> String {
     format!(
@@ -111,7 +78,7 @@ fn insert(db: &str, from: i64, to: i64) {
 
 #[test]
 fn checkpoint_resume_is_exactly_once_after_ctrl_c() {
-    if !server() {
+    if server().is_none() {
         return;
     }
     let db = format!("mes_cli_{}", std::process::id());
@@ -183,7 +150,7 @@ fn checkpoint_resume_is_exactly_once_after_ctrl_c() {
 
 #[test]
 fn check_reports_and_errors_are_one_line() {
-    if !server() {
+    if server().is_none() {
         return;
     }
     let ok = Command::new(env!("CARGO_BIN_EXE_mes"))

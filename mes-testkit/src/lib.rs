@@ -42,6 +42,7 @@ mod binlog;
 mod config;
 mod dump;
 pub mod gtid;
+pub mod live;
 mod log;
 mod query;
 mod server;

@@ -42,142 +42,24 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mysql_binlog_codec::engine::{
-    Checkpoint, Engine, EngineConfig, EngineEvent, GtidCheckpoint, MariaGtidPos, MysqlGtidSet,
-    Position,
+    Checkpoint, Engine, EngineEvent, GtidCheckpoint, MariaGtidPos, MysqlGtidSet, Position,
 };
 use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
 use mysql_repl_proto::{
-    ConnEvent, ConnectConfig, Connection, Flavor, Output, ProtoError, ServerInfo, StartPosition,
+    ConnEvent, Connection, Flavor, Output, ProtoError, ServerInfo, StartPosition,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Errors of the tokio driver.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// TCP connect or I/O failure.
-    #[error("I/O error talking to {addr}: {message}")]
-    Io {
-        /// Server address.
-        addr: String,
-        /// The OS message.
-        message: String,
-    },
-    /// The protocol layer failed (auth, TLS, configuration, server error, timeout …).
-    #[error(transparent)]
-    Proto(#[from] ProtoError),
-    /// The change-event engine failed (decode error, unknown table, INCIDENT …).
-    #[error(transparent)]
-    Engine(#[from] mysql_binlog_codec::engine::EngineError),
-    /// Reconnecting failed too many times; the last error is attached.
-    #[error("gave up after {attempts} reconnect attempts; last error: {last}")]
-    ReconnectExhausted {
-        /// Attempts made.
-        attempts: u32,
-        /// The last error.
-        last: Box<StreamError>,
-    },
-}
-
-impl StreamError {
-    fn retryable(&self) -> bool {
-        match self {
-            Self::Io { .. } => true,
-            Self::Proto(p) => p.is_retryable(),
-            _ => false,
-        }
-    }
-}
-
-/// Reconnection policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reconnect {
-    /// Attempts after a failure (0 disables reconnection). The count restarts once a
-    /// reconnected stream delivers a binlog event.
-    pub max_attempts: u32,
-    /// Delay before the first attempt.
-    pub base_delay: Duration,
-    /// Cap of the (doubling, jittered) delay.
-    pub max_delay: Duration,
-}
-
-impl Default for Reconnect {
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Everything the stream needs.
-#[derive(Debug, Clone)]
-pub struct StreamConfig {
-    /// Server host.
-    pub host: String,
-    /// Server port.
-    pub port: u16,
-    /// Protocol settings (credentials, TLS, server id, start position, timeouts).
-    pub connect: ConnectConfig,
-    /// Engine settings (filters, queue limits inside the engine).
-    pub engine: EngineConfig,
-    /// Channel between the driver task and the consumer: at most this many events…
-    pub queue_events: usize,
-    /// …and at most about this many bytes (a single larger event still passes alone).
-    pub queue_bytes: usize,
-    /// Reconnection policy.
-    pub reconnect: Reconnect,
-}
-
-impl StreamConfig {
-    /// Defaults for `host:port` with the given protocol settings.
-    pub fn new(host: &str, port: u16, connect: ConnectConfig) -> Self {
-        let mut connect = connect;
-        connect.host = host.to_owned();
-        Self {
-            host: host.to_owned(),
-            port,
-            connect,
-            engine: EngineConfig::default(),
-            queue_events: 10_000,
-            queue_bytes: 48 << 20,
-            reconnect: Reconnect::default(),
-        }
-    }
-}
-
-// The two checkpoint-string helpers are duplicated from `mes-blocking` on purpose (the drivers
-// are independent siblings); keep both copies identical — the formats are a user-facing contract.
-
-/// The checkpoint as a string a user can persist and pass back:
-/// `gtid:<MySQL set>`, `mariadb:<d-s-n,…>` or `file:<name>:<offset>`.
-pub fn checkpoint_to_string(cp: &Checkpoint) -> String {
-    match &cp.gtid {
-        GtidCheckpoint::Mysql(s) if !s.is_empty() => format!("gtid:{s}"),
-        GtidCheckpoint::Maria(p) if !p.is_empty() => format!("mariadb:{p}"),
-        _ => format!("file:{}:{}", cp.position.file, cp.position.offset),
-    }
-}
-
-/// Parse [`checkpoint_to_string`]'s form into a start position.
-pub fn start_from_string(s: &str) -> Option<StartPosition> {
-    if let Some(g) = s.strip_prefix("gtid:") {
-        return Some(StartPosition::MysqlGtidSet(g.to_owned()));
-    }
-    if let Some(p) = s.strip_prefix("mariadb:") {
-        return Some(StartPosition::MariaGtid(p.to_owned()));
-    }
-    let rest = s.strip_prefix("file:")?;
-    let (file, pos) = rest.rsplit_once(':')?;
-    Some(StartPosition::FilePosition {
-        file: file.to_owned(),
-        position: pos.parse().ok()?,
-    })
-}
+/// The stream settings, errors, reconnection policy and checkpoint strings are the blocking
+/// driver's (one definition for both drivers; `mes-blocking` has no tokio dependency).
+/// `StreamConfig::schema_lookup` is not used here yet: the engine's schema source is a
+/// synchronous callback, so tables without column metadata get the keys "0", "1", ….
+pub use mes_blocking::{
+    Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
+};
 
 enum Msg {
     /// An event; its permit gives its bytes back to the budget when the consumer takes it.
@@ -677,6 +559,7 @@ fn approx_size(ev: &EngineEvent) -> usize {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use mysql_repl_proto::ConnectConfig;
 
     #[test]
     fn checkpoint_strings_round_trip() {

@@ -5,50 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mes_testkit::live::{env, server, sql};
 use mes_tokio::{BinlogStream, Reconnect, StreamConfig, StreamError, start_from_string};
 use mysql_binlog_codec::Value;
 use mysql_binlog_codec::engine::{ChangeEvent, ChangeKind, EngineConfig, EngineEvent, TableFilter};
 use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-fn server() -> Option<(String, u16)> {
-    let host = env("MES_TEST_HOST");
-    let port = env("MES_TEST_PORT").and_then(|p| p.parse().ok());
-    if let (Some(h), Some(p)) = (&host, port) {
-        if TcpStream::connect((h.as_str(), p)).is_ok() {
-            return Some((h.clone(), p));
-        }
-    }
-    if env("MES_REQUIRE_SERVER").as_deref() == Some("1") {
-        panic!("MES_REQUIRE_SERVER=1 but no test server answers (run scripts/test.sh)");
-    }
-    eprintln!(
-        "SKIPPED: no test server (run scripts/test.sh, or scripts/mariadb-test-server.sh start and eval its env)"
-    );
-    None
-}
-
-fn sql(query: &str) -> String {
-    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
-    let out = Command::new("mariadb")
-        .arg(format!("--defaults-file={cnf}"))
-        .args(["-N", "-B", "-e", query])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig {
     // A distinct replica server_id per stream: the server refuses two dumps with the same id.

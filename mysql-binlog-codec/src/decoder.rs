@@ -543,7 +543,7 @@ pub(crate) fn parse_body<'a>(
             EventData::Xid(Cursor::new(body).u64("xid")?)
         }
         18 => EventData::ExecuteLoadQuery(parse_execute_load_query(body, ph(26))?),
-        19 => EventData::TableMap(parse_table_map(body, ph(8))?),
+        19 => EventData::TableMap(parse_table_map(body, ph(8), fde.is_mariadb())?),
         20 => rows(RowsKind::Write, 0, false)?,
         21 => rows(RowsKind::Update, 0, false)?,
         22 => rows(RowsKind::Delete, 0, false)?,

@@ -346,7 +346,7 @@ mod tests {
         b.extend_from_slice(&[2, 3, 245]); // 2 columns: LONG, JSON
         b.extend_from_slice(&[1, 4]); // metadata: JSON pack length 4
         b.push(0b10); // JSON nullable
-        parse_table_map(&b, 8).unwrap().into_owned()
+        parse_table_map(&b, 8, false).unwrap().into_owned()
     }
 
     fn json_col(out: &mut Vec<u8>, bytes: &[u8]) {

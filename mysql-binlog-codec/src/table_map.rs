@@ -172,7 +172,13 @@ fn is_enum_or_set(t: ColumnType) -> bool {
     matches!(t, ColumnType::Enum | ColumnType::Set)
 }
 
-pub(crate) fn parse_table_map(body: &[u8], post_header_len: usize) -> PResult<TableMap<'_>> {
+/// Parse a TABLE_MAP body. `mariadb` selects MariaDB's reading of the charset metadata, which
+/// also counts GEOMETRY columns (MariaDB gives them a charset in the binlog; MySQL does not).
+pub(crate) fn parse_table_map(
+    body: &[u8],
+    post_header_len: usize,
+    mariadb: bool,
+) -> PResult<TableMap<'_>> {
     let mut c = Cursor::new(body);
     let table_id = if post_header_len == 6 {
         c.uint_n(4, "table id")?
@@ -247,7 +253,7 @@ pub(crate) fn parse_table_map(body: &[u8], post_header_len: usize) -> PResult<Ta
             mc.remaining()
         )));
     }
-    apply_optional_metadata(&mut columns, optional)?;
+    apply_optional_metadata(&mut columns, optional, mariadb)?;
     Ok(TableMap {
         table_id,
         flags,
@@ -325,7 +331,11 @@ fn assign<T>(
     Ok(())
 }
 
-fn apply_optional_metadata<'a>(columns: &mut [ColumnDef<'a>], optional: &'a [u8]) -> PResult<()> {
+fn apply_optional_metadata<'a>(
+    columns: &mut [ColumnDef<'a>],
+    optional: &'a [u8],
+    mariadb: bool,
+) -> PResult<()> {
     let mut c = Cursor::new(optional);
     while !c.is_empty() {
         let field = c.u8("optional metadata type")?;
@@ -343,7 +353,9 @@ fn apply_optional_metadata<'a>(columns: &mut [ColumnDef<'a>], optional: &'a [u8]
                 }
             }
             2 | 3 => {
-                let idx = indices(columns, is_character);
+                let idx = indices(columns, |t| {
+                    is_character(t) || mariadb && t == ColumnType::Geometry
+                });
                 let vals = if field == 2 {
                     default_charset(v, &idx)?
                 } else {

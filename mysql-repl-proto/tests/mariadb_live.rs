@@ -6,54 +6,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mes_testkit::live::{env, server, sql};
 use mysql_binlog_codec::engine::{Engine, EngineConfig, EngineEvent, TableFilter};
 use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
 use mysql_repl_proto::{
     ConnEvent, ConnectConfig, Connection, Flavor, Output, ProtoError, ServerInfo, SslMode,
     StartPosition, TlsOptions,
 };
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok()
-}
-
-/// The test server's address, or None (after printing why) when there is none.
-fn server() -> Option<(String, u16)> {
-    let host = env("MES_TEST_HOST");
-    let port = env("MES_TEST_PORT").and_then(|p| p.parse().ok());
-    let reachable =
-        matches!((&host, port), (Some(h), Some(p)) if TcpStream::connect((h.as_str(), p)).is_ok());
-    if reachable {
-        return Some((host.unwrap_or_default(), port.unwrap_or_default()));
-    }
-    if env("MES_REQUIRE_SERVER").as_deref() == Some("1") {
-        panic!(
-            "MES_REQUIRE_SERVER=1 but no test server answers at MES_TEST_HOST/MES_TEST_PORT (run scripts/test.sh)"
-        );
-    }
-    eprintln!(
-        "SKIPPED: no test server (run scripts/test.sh, or scripts/mariadb-test-server.sh start and eval its env)"
-    );
-    None
-}
-
-fn sql(query: &str) -> String {
-    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
-    let out = Command::new("mariadb")
-        .arg(format!("--defaults-file={cnf}"))
-        .args(["-N", "-B", "-e", query])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 struct Run {
     info: Option<ServerInfo>,

@@ -1,0 +1,755 @@
+//! The GIL-free part of `CdcEngine`: framing of fed bytes into whole binlog events, the
+//! change-event [`Engine`], the decoded-event queue with its count / byte limits, the resume
+//! position, filters and the error latch. Nothing here touches Python, so `feed` runs with the
+//! GIL released.
+//!
+//! Why the binding frames events itself instead of handing whole chunks to
+//! [`Engine::handle_input`]: the original package checks its queue limits after every binlog
+//! event, reports the position after every event (not only at transaction boundaries), and
+//! lets every limit and filter change between two `feed` calls. Feeding the engine exactly one
+//! event at a time gives all of that with the engine's public API, at the cost of one header
+//! parse per event.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use mysql_binlog_codec::engine::{
+    ChangeEvent, Engine, EngineConfig, EngineError, EngineEvent, TableFilter, TableInfo, json_lines,
+};
+use mysql_binlog_codec::value::JsonValue;
+use mysql_binlog_codec::{
+    BINLOG_MAGIC, BinlogDecoder, ChecksumAlg, ColumnType, DecodeErrorKind, DecoderConfig,
+    EventData, HEADER_LEN, MagicMode, Value,
+};
+
+/// `MesErrorCode.PARSE`.
+pub const CODE_PARSE: i32 = 100;
+/// `MesErrorCode.CHECKSUM`.
+pub const CODE_CHECKSUM: i32 = 101;
+/// `MesErrorCode.DECODE_ROW`.
+pub const CODE_DECODE_ROW: i32 = 202;
+
+/// Default queue length (0 selects it), as in the original 1.6.0+.
+pub const DEFAULT_QUEUE_SIZE: usize = 10_000;
+/// Default decoded-queue byte budget (0 selects it).
+pub const DEFAULT_QUEUE_BYTES: usize = 48 << 20;
+/// Default per-event size limit of a standalone engine.
+pub const DEFAULT_MAX_EVENT_SIZE: u64 = 64 << 20;
+/// Hard cap (and what 0 resolves to).
+pub const MAX_EVENT_SIZE_CAP: u64 = 1 << 30;
+/// Smallest accepted limit: a header plus a checksum.
+pub const MIN_EVENT_SIZE: u64 = HEADER_LEN as u64 + 4;
+
+/// Log levels (the `LogLevel` values).
+pub const LOG_ERROR: i32 = 0;
+/// WARN.
+pub const LOG_WARN: i32 = 1;
+/// INFO.
+pub const LOG_INFO: i32 = 2;
+
+/// The most verbose level a Python handler wants (-1: no handler).
+pub static LOG_LEVEL: AtomicI32 = AtomicI32::new(-1);
+
+fn log_enabled(level: i32) -> bool {
+    level <= LOG_LEVEL.load(Ordering::Relaxed)
+}
+
+/// A failed `feed`: the `MesErrorCode` and the message of the exception to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedError {
+    /// 100 (ParseError), 101 (ChecksumError) or 202 (DecodeError).
+    pub code: i32,
+    /// Full message.
+    pub message: String,
+}
+
+const FEED_OP: &str = "mes_feed (call reset() before feeding again) failed";
+
+impl FeedError {
+    fn new(code: i32, detail: impl std::fmt::Display) -> Self {
+        let what = match code {
+            CODE_CHECKSUM => "checksum mismatch",
+            CODE_DECODE_ROW => "row decode error",
+            _ => "binlog parse error",
+        };
+        Self {
+            code,
+            message: format!("{FEED_OP}: {what} (code {code}): {detail}"),
+        }
+    }
+
+    fn from_engine(e: &EngineError) -> Self {
+        match e {
+            EngineError::Failed(inner) => Self::from_engine(inner),
+            EngineError::Decode(d) => {
+                let code = match d.kind {
+                    DecodeErrorKind::ChecksumMismatch { .. } => CODE_CHECKSUM,
+                    DecodeErrorKind::BadColumnValue { .. }
+                    | DecodeErrorKind::UnsupportedColumnType { .. }
+                    | DecodeErrorKind::TableMapMismatch { .. }
+                    | DecodeErrorKind::Json(_)
+                    | DecodeErrorKind::Decimal(_) => CODE_DECODE_ROW,
+                    _ => CODE_PARSE,
+                };
+                Self::new(code, d)
+            }
+            EngineError::UnknownTable { .. }
+            | EngineError::SchemaMismatch { .. }
+            | EngineError::SchemaSource { .. } => Self::new(CODE_DECODE_ROW, e),
+            other => Self::new(CODE_PARSE, other),
+        }
+    }
+}
+
+/// The user-settable knobs of a `CdcEngine`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    max_queue_size: usize,
+    max_queue_bytes: usize,
+    max_event_size: u64,
+    checksum: bool,
+    pre_verified: bool,
+    include_databases: Vec<String>,
+    include_tables: Vec<String>,
+    exclude_tables: Vec<String>,
+    filter: TableFilter,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_queue_size: DEFAULT_QUEUE_SIZE,
+            max_queue_bytes: DEFAULT_QUEUE_BYTES,
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            checksum: true,
+            pre_verified: false,
+            include_databases: Vec::new(),
+            include_tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            filter: TableFilter::default(),
+        }
+    }
+}
+
+/// Which filter list a setter replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterKind {
+    /// `set_include_databases`.
+    IncludeDatabases,
+    /// `set_include_tables`.
+    IncludeTables,
+    /// `set_exclude_tables`.
+    ExcludeTables,
+}
+
+/// A decoded row change waiting in the queue.
+#[derive(Debug)]
+pub struct Ready {
+    /// The engine's event.
+    pub event: ChangeEvent,
+    /// JSON columns rendered as text, in order (before image first, then after image).
+    pub json: Vec<String>,
+    /// Whether `event.statement` came from a MariaDB ANNOTATE_ROWS event (the original's
+    /// `source_sql` carries only those).
+    pub annotate: bool,
+    bytes: usize,
+}
+
+/// Where an unfinished event is being assembled.
+#[derive(Debug, Default)]
+struct Partial {
+    buf: Vec<u8>,
+}
+
+/// The engine state of one `CdcEngine`.
+pub struct FeedState {
+    settings: Settings,
+    engine: Engine,
+    /// Decodes only FORMAT_DESCRIPTION and ROTATE events, for the position and the flavor.
+    meta: BinlogDecoder,
+    partial: Partial,
+    /// No byte decided yet since creation / reset: a leading `\xfebin` is skipped.
+    at_start: bool,
+    /// An event went into `engine` since it was built (decoder settings are then fixed).
+    fed_any: bool,
+    queue: VecDeque<Ready>,
+    queue_bytes: usize,
+    file: Arc<str>,
+    offset: u64,
+    /// File offset of the next event (the contract feeds files without their 4-byte magic,
+    /// so the first event is at 4), for error messages.
+    stream_offset: u64,
+    failed: Option<FeedError>,
+    mariadb: bool,
+    warned_tables: HashSet<usize>,
+    /// Log records produced while the GIL was released, delivered by the caller.
+    pub logs: Vec<(i32, String)>,
+}
+
+impl std::fmt::Debug for FeedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedState")
+            .field("file", &self.file)
+            .field("offset", &self.offset)
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn decoder_config(s: &Settings) -> DecoderConfig {
+    DecoderConfig::default()
+        .with_magic(MagicMode::None)
+        // The contract feeds a file without its 4-byte magic: offsets in error messages are
+        // then file offsets.
+        .with_start_offset(4)
+        .with_max_event_size(MAX_EVENT_SIZE_CAP)
+        .with_verify_checksum(!s.pre_verified)
+        .with_initial_checksum(if s.checksum {
+            ChecksumAlg::Crc32
+        } else {
+            ChecksumAlg::Off
+        })
+}
+
+fn build_engine(s: &Settings) -> (Engine, BinlogDecoder) {
+    let config = EngineConfig::default()
+        .with_decoder(decoder_config(s))
+        // The binding keeps its own queue (limits can change at any time); the engine's is
+        // drained after every event.
+        .with_max_queue_events(usize::MAX)
+        .with_max_queue_bytes(usize::MAX)
+        // Rows are handed out as soon as their rows event is decoded, like the original
+        // (which has no transaction buffering).
+        .with_max_buffered_transaction_bytes(0);
+    let meta = BinlogDecoder::new(decoder_config(s).with_verify_checksum(false));
+    (Engine::new(config), meta)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn value_bytes(v: &Value<'_>) -> usize {
+    16 + match v {
+        Value::String { bytes, .. } | Value::Bytes(bytes) => bytes.len(),
+        Value::Geometry(b) | Value::Vector(b) => b.len(),
+        Value::Json(_) => 64,
+        _ => 0,
+    }
+}
+
+fn event_bytes(ev: &ChangeEvent, json: &[String]) -> usize {
+    let rows: usize = [&ev.before, &ev.after]
+        .into_iter()
+        .flatten()
+        .map(|r| r.values.iter().flatten().map(value_bytes).sum::<usize>())
+        .sum();
+    96 + rows + json.iter().map(String::len).sum::<usize>()
+}
+
+impl Default for FeedState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FeedState {
+    /// A fresh engine with the original's defaults.
+    pub fn new() -> Self {
+        let settings = Settings::default();
+        let (engine, meta) = build_engine(&settings);
+        Self {
+            settings,
+            engine,
+            meta,
+            partial: Partial::default(),
+            at_start: true,
+            fed_any: false,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            file: Arc::from(""),
+            offset: 0,
+            stream_offset: 4,
+            failed: None,
+            mariadb: false,
+            warned_tables: HashSet::new(),
+            logs: Vec::new(),
+        }
+    }
+
+    fn log(&mut self, level: i32, message: impl FnOnce() -> String) {
+        if log_enabled(level) {
+            self.logs.push((level, message()));
+        }
+    }
+
+    /// Clear the parser state, table maps, position and error; keep queued events, filters
+    /// and settings.
+    pub fn reset(&mut self) {
+        let (engine, meta) = build_engine(&self.settings);
+        self.engine = engine;
+        self.meta = meta;
+        self.partial.buf.clear();
+        self.at_start = true;
+        self.fed_any = false;
+        self.file = Arc::from("");
+        self.offset = 0;
+        self.stream_offset = 4;
+        self.failed = None;
+        self.mariadb = false;
+    }
+
+    /// Rebuild the engine when no event has gone into it yet, so decoder settings apply now.
+    fn apply_decoder_settings(&mut self) {
+        if !self.fed_any {
+            let (engine, meta) = build_engine(&self.settings);
+            self.engine = engine;
+            self.meta = meta;
+        }
+    }
+
+    /// `set_max_queue_size` (0 = default 10 000).
+    pub fn set_max_queue_size(&mut self, n: u64) {
+        self.settings.max_queue_size = if n == 0 {
+            DEFAULT_QUEUE_SIZE
+        } else {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        };
+    }
+
+    /// `set_max_queue_bytes` (0 = default 48 MiB).
+    pub fn set_max_queue_bytes(&mut self, n: u64) {
+        self.settings.max_queue_bytes = if n == 0 {
+            DEFAULT_QUEUE_BYTES
+        } else {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        };
+    }
+
+    /// The queue byte budget.
+    pub fn max_queue_bytes(&self) -> u64 {
+        self.settings.max_queue_bytes as u64
+    }
+
+    /// `set_max_event_size`: 0 → 1 GiB, clamped to `[23, 1 GiB]`.
+    pub fn set_max_event_size(&mut self, n: u64) {
+        self.settings.max_event_size = if n == 0 {
+            MAX_EVENT_SIZE_CAP
+        } else {
+            n.clamp(MIN_EVENT_SIZE, MAX_EVENT_SIZE_CAP)
+        };
+    }
+
+    /// The per-event size limit.
+    pub fn max_event_size(&self) -> u64 {
+        self.settings.max_event_size
+    }
+
+    /// Whether events before the first FORMAT_DESCRIPTION_EVENT carry a CRC32 trailer. A
+    /// FORMAT_DESCRIPTION_EVENT in the stream decides for the events after it. Takes effect
+    /// immediately before the first event, otherwise at the next `reset()`.
+    pub fn set_checksum_enabled(&mut self, on: bool) {
+        if self.settings.checksum != on {
+            self.settings.checksum = on;
+            self.apply_decoder_settings();
+        }
+    }
+
+    /// Skip CRC32 verification (framing unchanged). Takes effect immediately before the first
+    /// event, otherwise at the next `reset()`.
+    pub fn set_trailer_pre_verified(&mut self, on: bool) {
+        if self.settings.pre_verified != on {
+            self.settings.pre_verified = on;
+            self.apply_decoder_settings();
+        }
+    }
+
+    /// The pre-verified flag.
+    pub fn trailer_pre_verified(&self) -> bool {
+        self.settings.pre_verified
+    }
+
+    /// Replace one filter list (`[]` clears it).
+    pub fn set_filter(&mut self, kind: FilterKind, names: Vec<String>) {
+        let s = &mut self.settings;
+        match kind {
+            FilterKind::IncludeDatabases => s.include_databases = names,
+            FilterKind::IncludeTables => s.include_tables = names,
+            FilterKind::ExcludeTables => s.exclude_tables = names,
+        }
+        // Databases match exactly (checked in `allows`); table entries use the codec's
+        // `db.table` / `table` / trailing-`*` rules, which are the original's.
+        s.filter = TableFilter::default()
+            .with_include_tables(&s.include_tables)
+            .with_exclude_tables(&s.exclude_tables);
+    }
+
+    fn allows(&self, db: &str, table: &str) -> bool {
+        let s = &self.settings;
+        (s.include_databases.is_empty() || s.include_databases.iter().any(|d| d == db))
+            && s.filter.allows(db, table)
+    }
+
+    /// Whether a change event is queued.
+    pub fn has_events(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Pop the next queued change event.
+    pub fn pop(&mut self) -> Option<Ready> {
+        let r = self.queue.pop_front()?;
+        self.queue_bytes -= r.bytes;
+        Some(r)
+    }
+
+    /// The resume position: file of the last ROTATE, offset after the last event.
+    pub fn position(&self) -> (&str, u64) {
+        (&self.file, self.offset)
+    }
+
+    fn queue_full(&self) -> bool {
+        self.queue.len() >= self.settings.max_queue_size
+            || self.queue_bytes >= self.settings.max_queue_bytes
+    }
+
+    /// Feed bytes; returns how many were consumed (fewer than `data.len()` only when the queue
+    /// filled up). After an error, only `reset()` makes feeding possible again.
+    pub fn feed(&mut self, data: &[u8]) -> Result<usize, FeedError> {
+        if let Some(e) = &self.failed {
+            return Err(FeedError {
+                code: e.code,
+                message: format!("{} [the engine failed earlier; call reset()]", e.message),
+            });
+        }
+        match self.feed_inner(data) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                let (code, message) = (e.code, e.message.clone());
+                self.log(LOG_ERROR, || {
+                    let name = if code == CODE_DECODE_ROW {
+                        "row_decode_failed"
+                    } else {
+                        "binlog_parse_failed"
+                    };
+                    format!("event={name} code={code} message={message:?}")
+                });
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn frame_size(&self, header: &[u8]) -> Result<usize, FeedError> {
+        let size = u64::from(u32_at(header, 9));
+        let type_code = header[4];
+        if size < HEADER_LEN as u64 {
+            return Err(FeedError::new(
+                CODE_PARSE,
+                format!(
+                    "invalid event size {size} (event type {type_code}) at offset {}; the bytes \
+                     must start at an event boundary (skip the 4-byte file magic)",
+                    self.stream_offset
+                ),
+            ));
+        }
+        if size > self.settings.max_event_size {
+            return Err(FeedError::new(
+                CODE_PARSE,
+                format!(
+                    "event of {size} bytes (event type {type_code}) at offset {} exceeds \
+                     max_event_size {}; raise it with set_max_event_size()",
+                    self.stream_offset, self.settings.max_event_size
+                ),
+            ));
+        }
+        Ok(size as usize)
+    }
+
+    fn feed_inner(&mut self, data: &[u8]) -> Result<usize, FeedError> {
+        let mut pos = 0usize;
+        while pos < data.len() && !self.queue_full() {
+            if self.at_start {
+                // Skip a leading binlog file magic (decided on whole magic bytes only).
+                let have = self.partial.buf.len();
+                let need = 4usize.saturating_sub(have);
+                let avail = (data.len() - pos).min(need);
+                let mut head = self.partial.buf.clone();
+                head.extend_from_slice(&data[pos..pos + avail]);
+                if head.len() < 4 {
+                    if BINLOG_MAGIC[..head.len()] == head[..] {
+                        self.partial.buf.extend_from_slice(&data[pos..pos + avail]);
+                        pos += avail;
+                        continue;
+                    }
+                    self.at_start = false;
+                    continue;
+                }
+                self.at_start = false;
+                if head[..4] == BINLOG_MAGIC {
+                    self.partial.buf.clear();
+                    pos += avail;
+                }
+                continue;
+            }
+            if self.partial.buf.is_empty() {
+                let rest = &data[pos..];
+                if rest.len() < HEADER_LEN {
+                    self.partial.buf.extend_from_slice(rest);
+                    pos = data.len();
+                    break;
+                }
+                let size = self.frame_size(rest)?;
+                if rest.len() < size {
+                    self.partial.buf.extend_from_slice(rest);
+                    pos = data.len();
+                    break;
+                }
+                self.process(&rest[..size])?;
+                pos += size;
+            } else {
+                let buf = &mut self.partial.buf;
+                if buf.len() < HEADER_LEN {
+                    let take = (HEADER_LEN - buf.len()).min(data.len() - pos);
+                    buf.extend_from_slice(&data[pos..pos + take]);
+                    pos += take;
+                    if buf.len() < HEADER_LEN {
+                        break;
+                    }
+                }
+                let size = self.frame_size(&self.partial.buf)?;
+                let buf = &mut self.partial.buf;
+                if buf.len() < size {
+                    let take = (size - buf.len()).min(data.len() - pos);
+                    buf.extend_from_slice(&data[pos..pos + take]);
+                    pos += take;
+                    if buf.len() < size {
+                        break;
+                    }
+                }
+                let frame = std::mem::take(&mut self.partial.buf);
+                let r = self.process(&frame);
+                self.partial.buf = frame;
+                self.partial.buf.clear();
+                r?;
+            }
+        }
+        Ok(pos)
+    }
+
+    fn process(&mut self, frame: &[u8]) -> Result<(), FeedError> {
+        let type_code = frame[4];
+        let log_pos = u64::from(u32_at(frame, 13));
+        let used = self
+            .engine
+            .handle_input(frame)
+            .map_err(|e| FeedError::from_engine(&e))?;
+        debug_assert_eq!(used, frame.len());
+        self.fed_any = true;
+        self.stream_offset += frame.len() as u64;
+        if type_code == 4 || type_code == 15 {
+            self.meta_event(frame, log_pos);
+        } else if log_pos != 0 {
+            self.offset = log_pos;
+        }
+        self.drain()
+    }
+
+    fn meta_event(&mut self, frame: &[u8], log_pos: u64) {
+        let mut rotated = None;
+        match self.meta.decode(frame) {
+            Ok(Some((ev, _))) => match &ev.data {
+                EventData::Rotate(r) => {
+                    self.file = Arc::from(r.next_file.as_ref());
+                    self.offset = r.position;
+                    rotated = Some((r.next_file.to_string(), r.position));
+                }
+                EventData::FormatDescription(f) => {
+                    self.mariadb = f.server_version.contains("MariaDB");
+                    if log_pos != 0 {
+                        self.offset = log_pos;
+                    }
+                }
+                _ => {}
+            },
+            _ => {
+                if log_pos != 0 {
+                    self.offset = log_pos;
+                }
+            }
+        }
+        if let Some((file, position)) = rotated {
+            self.log(LOG_INFO, || {
+                format!("event=binlog_rotate file={file} position={position}")
+            });
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), FeedError> {
+        while let Some(ev) = self.engine.poll_event() {
+            let EngineEvent::Change(event) = ev else {
+                continue;
+            };
+            if !self.allows(&event.table.database, &event.table.table) {
+                continue;
+            }
+            self.check_signedness(&event.table);
+            let mut json = Vec::new();
+            for row in [&event.before, &event.after].into_iter().flatten() {
+                for (i, v) in row.values.iter().enumerate() {
+                    if let Some(v @ Value::Json(JsonValue::UnappliedDiff(_))) = v {
+                        // A partial JSON update whose before image lacks the column
+                        // (binlog_row_image=MINIMAL): the document cannot be rebuilt. The diff
+                        // itself is surfaced, in the same shape as `mes decode`:
+                        // {"$partial_json_diff": [{"op": ..., "path": ..., "value": ...}]}.
+                        let mut text = String::new();
+                        json_lines::write_value(&mut text, v, event.table.map.columns.get(i));
+                        json.push(text);
+                    } else if let Some(Value::Json(j)) = v {
+                        let text = j.to_text().map_err(|kind| {
+                            FeedError::new(
+                                CODE_DECODE_ROW,
+                                format!(
+                                    "JSON column {i} of `{}`.`{}` (row event ending at {}): {kind}",
+                                    event.table.database, event.table.table, event.position.offset
+                                ),
+                            )
+                        })?;
+                        json.push(text);
+                    }
+                }
+            }
+            let bytes = event_bytes(&event, &json);
+            self.queue_bytes += bytes;
+            self.queue.push_back(Ready {
+                event,
+                json,
+                annotate: self.mariadb,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_signedness(&mut self, table: &Arc<TableInfo>) {
+        if !log_enabled(LOG_WARN) {
+            return;
+        }
+        let key = Arc::as_ptr(table) as usize;
+        if self.warned_tables.contains(&key) {
+            return;
+        }
+        if self.warned_tables.len() > 4096 {
+            self.warned_tables.clear();
+        }
+        self.warned_tables.insert(key);
+        let missing = table.map.columns.iter().any(|c| {
+            matches!(
+                c.column_type,
+                ColumnType::Tiny
+                    | ColumnType::Short
+                    | ColumnType::Int24
+                    | ColumnType::Long
+                    | ColumnType::LongLong
+            ) && c.unsigned.is_none()
+        });
+        if missing {
+            let (db, t) = (table.database.clone(), table.table.clone());
+            self.log(LOG_WARN, || {
+                format!("event=table_map_missing_signedness db={db} table={t}")
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal v4 event: header + body, no checksum.
+    fn event(type_code: u8, log_pos: u32, body: &[u8]) -> Vec<u8> {
+        let size = (HEADER_LEN + body.len()) as u32;
+        let mut e = Vec::new();
+        e.extend_from_slice(&0u32.to_le_bytes());
+        e.push(type_code);
+        e.extend_from_slice(&1u32.to_le_bytes());
+        e.extend_from_slice(&size.to_le_bytes());
+        e.extend_from_slice(&log_pos.to_le_bytes());
+        e.extend_from_slice(&0u16.to_le_bytes());
+        e.extend_from_slice(body);
+        e
+    }
+
+    fn rotate(name: &str, pos: u64) -> Vec<u8> {
+        let mut body = pos.to_le_bytes().to_vec();
+        body.extend_from_slice(name.as_bytes());
+        // Artificial ROTATE (log_pos 0) before any FDE; checksums off for this stream.
+        event(4, 0, &body)
+    }
+
+    fn state() -> FeedState {
+        let mut s = FeedState::new();
+        s.set_checksum_enabled(false);
+        s
+    }
+
+    #[test]
+    fn rotate_sets_position_whatever_the_split() {
+        let ev = rotate("binlog.000007", 4);
+        for chunk in [1, 3, 19, ev.len()] {
+            let mut s = state();
+            let mut fed = 0;
+            for piece in ev.chunks(chunk) {
+                fed += s.feed(piece).expect("feed");
+            }
+            assert_eq!(fed, ev.len());
+            assert_eq!(s.position(), ("binlog.000007", 4));
+        }
+    }
+
+    #[test]
+    fn magic_is_skipped_only_at_the_start() {
+        let mut s = state();
+        let mut data = BINLOG_MAGIC.to_vec();
+        data.extend(rotate("b.000001", 4));
+        assert_eq!(s.feed(&data).expect("feed"), data.len());
+        assert_eq!(s.position(), ("b.000001", 4));
+        // Not at the start any more: a magic is an invalid event header.
+        let mut more = BINLOG_MAGIC.to_vec();
+        more.extend([0u8; 19]);
+        let e = s.feed(&more).expect_err("must fail");
+        assert_eq!(e.code, CODE_PARSE);
+        // Latched until reset.
+        assert!(s.feed(&rotate("x", 4)).is_err());
+        s.reset();
+        assert_eq!(s.position(), ("", 0));
+        assert!(s.feed(&rotate("x", 4)).is_ok());
+    }
+
+    #[test]
+    fn sizes_are_checked_before_buffering() {
+        let mut s = state();
+        s.set_max_event_size(30);
+        assert_eq!(s.max_event_size(), 30);
+        let e = s
+            .feed(&rotate("a-long-file-name.000001", 4))
+            .expect_err("oversize");
+        assert_eq!(e.code, CODE_PARSE);
+        assert!(e.message.contains("max_event_size"), "{}", e.message);
+        s.set_max_event_size(1);
+        assert_eq!(s.max_event_size(), MIN_EVENT_SIZE);
+        s.set_max_event_size(0);
+        assert_eq!(s.max_event_size(), MAX_EVENT_SIZE_CAP);
+    }
+
+    #[test]
+    fn limits_resolve_zero_to_defaults() {
+        let mut s = state();
+        s.set_max_queue_bytes(0);
+        assert_eq!(s.max_queue_bytes(), DEFAULT_QUEUE_BYTES as u64);
+        s.set_max_queue_bytes(10);
+        assert_eq!(s.max_queue_bytes(), 10);
+        s.set_max_queue_size(0);
+        assert!(!s.queue_full());
+    }
+}
