@@ -758,7 +758,7 @@ impl Reader {
     }
 
     fn send_event(&self, ev: EngineEvent) -> Result<(), StreamError> {
-        let bytes = approx_size(&ev);
+        let bytes = approx_event_size(&ev);
         // Wait for byte budget (a single event larger than the budget still passes alone).
         if let Ok(mut used) = self.budget.used.lock() {
             while *used > 0
@@ -852,7 +852,8 @@ impl Reader {
     }
 }
 
-fn approx_size(ev: &EngineEvent) -> usize {
+/// A rough size of a change event in memory, for the byte bound of the drivers' queues.
+pub fn approx_event_size(ev: &EngineEvent) -> usize {
     // The engine's own estimate is not public; a rough one keeps the byte budget meaningful.
     match ev {
         EngineEvent::Change(c) => {

@@ -295,7 +295,7 @@ impl Outbox {
 
     /// Queue an event once the byte budget allows it.
     async fn send_event(&self, ev: EngineEvent) -> Result<(), Exit> {
-        let n = u32::try_from(approx_size(&ev))
+        let n = u32::try_from(mes_blocking::approx_event_size(&ev))
             .unwrap_or(u32::MAX)
             .clamp(1, self.budget_max);
         let permit = match self.budget.clone().try_acquire_many_owned(n) {
@@ -541,58 +541,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn approx_size(ev: &EngineEvent) -> usize {
-    // The engine's own estimate is not public; a rough one keeps the byte budget meaningful.
-    match ev {
-        EngineEvent::Change(c) => {
-            let row = |r: &Option<mysql_binlog_codec::Row<'static>>| {
-                r.as_ref().map_or(0, |r| r.values.len() * 48)
-            };
-            128 + row(&c.before) + row(&c.after)
-        }
-        EngineEvent::Statement(s) => 128 + s.statement.len(),
-        _ => 128,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use mysql_repl_proto::ConnectConfig;
-
-    #[test]
-    fn checkpoint_strings_round_trip() {
-        for s in [
-            "gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5",
-            "mariadb:0-1-5,1-2-9",
-            "file:binlog.000003:3611",
-        ] {
-            let start = start_from_string(s).unwrap();
-            match (&start, s.split(':').next()) {
-                (StartPosition::MysqlGtidSet(_), Some("gtid"))
-                | (StartPosition::MariaGtid(_), Some("mariadb"))
-                | (StartPosition::FilePosition { .. }, Some("file")) => {}
-                other => panic!("{other:?}"),
-            }
-        }
-        assert!(start_from_string("nonsense").is_none());
-        let cp = Checkpoint {
-            position: Position {
-                file: "b.000001".into(),
-                offset: 99,
-            },
-            gtid: GtidCheckpoint::None,
-        };
-        assert_eq!(checkpoint_to_string(&cp), "file:b.000001:99");
-        assert_eq!(
-            start_from_string(&checkpoint_to_string(&cp)),
-            Some(StartPosition::FilePosition {
-                file: "b.000001".into(),
-                position: 99
-            })
-        );
-    }
 
     #[tokio::test]
     async fn refused_port_fails_fast_and_typed() {
