@@ -406,6 +406,7 @@ pub struct BinlogStream {
     thread: Option<JoinHandle<()>>,
     checkpoint: Checkpoint,
     finished: bool,
+    queue_bytes: usize,
 }
 
 /// A handle that stops the stream from any thread.
@@ -428,6 +429,7 @@ impl BinlogStream {
     /// server configuration fail here) and start the reader thread.
     pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
         let (tx, rx) = mpsc::sync_channel(config.queue_events.max(1));
+        let queue_bytes = config.queue_bytes;
         let budget = Arc::new(Budget::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut reader = Reader::new(config, tx, budget.clone(), stop.clone());
@@ -446,6 +448,7 @@ impl BinlogStream {
             thread: Some(thread),
             checkpoint: Checkpoint::default(),
             finished: false,
+            queue_bytes,
         })
     }
 
@@ -478,6 +481,12 @@ impl BinlogStream {
     /// `next`. Persist it after processing.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
+    }
+
+    /// Bytes of events waiting in the queue (approximate), and the queue's byte limit.
+    pub fn queue_fill(&self) -> (usize, usize) {
+        let used = self.budget.used.lock().map(|u| *u).unwrap_or(0);
+        (used, self.queue_bytes)
     }
 
     /// [`BinlogStream::checkpoint`] as a persistable string.

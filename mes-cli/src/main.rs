@@ -375,8 +375,10 @@ fn stream(args: &StreamArgs) -> Result<(), String> {
         if args.stats && last_stats.elapsed() >= Duration::from_secs(5) {
             let secs = last_stats.elapsed().as_secs_f64();
             eprintln!(
-                "mes: {:.0} events/s, {changes} total, lag {lag} s behind the server, checkpoint {}",
+                "mes: {:.0} events/s, {changes} total, lag {lag} s behind the server, queue {} / {} KiB, checkpoint {}",
                 stats_events as f64 / secs,
+                stream.queue_fill().0 >> 10,
+                stream.queue_fill().1 >> 10,
                 stream.checkpoint_string()
             );
             stats_events = 0;
