@@ -394,3 +394,83 @@ pub fn workload(db: &str, seed: u64, cuts_made: impl Fn() -> usize) -> (usize, i
     sql(&format!("INSERT INTO {db}.t VALUES (0, 0, 'sentinel', '')"));
     (txns, next_id - 1)
 }
+
+/// Run SQL through the `mariadb` client's standard input (for statements longer than one
+/// command-line argument may be, 128 KiB on Linux); the trimmed tab-separated output.
+pub fn sql_stdin(query: &str) -> String {
+    use std::io::Write;
+    let cnf = env("MES_TEST_CLIENT_CNF").unwrap();
+    let mut child = Command::new("mariadb")
+        .arg(format!("--defaults-file={cnf}"))
+        .args(["-N", "-B"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let q = query.to_owned();
+    // Write from another thread so a large output cannot deadlock against a large input.
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(q.as_bytes()).unwrap();
+        stdin.write_all(b";\n").unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}…: {}",
+        &query[..query.len().min(200)],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// This process's resident set size now and its peak (`VmRSS`, `VmHWM` of
+/// `/proc/self/status`), in KiB; `(0, 0)` where there is no such file.
+pub fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Reset the peak resident set size (`VmHWM`) to the current one (Linux:
+/// `echo 5 > /proc/self/clear_refs`); false when the kernel does not allow it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+}
+
+/// The change events of binlog files decoded directly, one engine per file (positions named
+/// after the file): what a driver streaming these files must deliver.
+pub fn decode_changes(files: &[std::path::PathBuf]) -> Vec<ChangeEvent> {
+    use mysql_binlog_codec::engine::{Engine, EngineConfig, EngineEvent};
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let mut engine = Engine::new(EngineConfig::default().with_file_name(name));
+        let mut rest = &bytes[..];
+        loop {
+            let used = engine.handle_input(rest).unwrap();
+            rest = &rest[used..];
+            let mut polled = 0;
+            while let Some(ev) = engine.poll_event() {
+                polled += 1;
+                if let EngineEvent::Change(c) = ev {
+                    out.push(c);
+                }
+            }
+            if rest.is_empty() {
+                break;
+            }
+            assert!(used > 0 || polled > 0, "the engine is stuck");
+        }
+    }
+    out
+}

@@ -832,7 +832,7 @@ impl Engine {
         .iter()
         .any(|w| word(w));
         let database = q.schema_str().into_owned();
-        if self.allows_statement(&database) {
+        if self.allows_statement(&database, stmt) {
             let position = self.position(&ev.header);
             let sev = StatementEvent {
                 is_ddl,
@@ -856,10 +856,14 @@ impl Engine {
         Ok(())
     }
 
-    fn allows_statement(&self, database: &str) -> bool {
-        // Statements have no table; apply the database part of the filter only (a statement
-        // without a default database passes only when no database is required).
+    fn allows_statement(&self, database: &str, statement: &str) -> bool {
+        // Statements have no table; apply the database part of the filter to the default
+        // database and to every database the statement names (`ALTER TABLE db.t` issued from
+        // another database concerns `db`).
         self.config.filter.allows_database(database)
+            || qualified_databases(statement)
+                .iter()
+                .any(|db| self.config.filter.allows_database(db))
     }
 
     fn commit(&mut self, ev: &Event<'_>) {
@@ -985,6 +989,38 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Database names a statement qualifies objects with: `db.t` or `` `db`.`t` ``.
+fn qualified_databases(stmt: &str) -> Vec<String> {
+    let b = stmt.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let (name, end) = if b[i] == b'`' {
+            match stmt[i + 1..].find('`') {
+                Some(n) => (&stmt[i + 1..i + 1 + n], i + 2 + n),
+                None => break,
+            }
+        } else if b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' {
+            let n = b[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$')
+                .count();
+            (&stmt[i..i + n], i + n)
+        } else {
+            i += 1;
+            continue;
+        };
+        if b.get(end) == Some(&b'.')
+            && !name.is_empty()
+            && !name.bytes().all(|c| c.is_ascii_digit())
+        {
+            out.push(name.to_owned());
+        }
+        i = end.max(i + 1);
+    }
+    out
 }
 
 fn own_row(r: Row<'_>) -> Row<'static> {
@@ -1153,6 +1189,20 @@ mod tests {
         // Regression: multi-byte text must not be sliced inside a character.
         assert_eq!(parse_xa_xid("Xé COMMIT X'é1'"), None);
         assert_eq!(parse_xa_xid("XA COMMIT X'éé'"), None);
+    }
+
+    #[test]
+    fn qualified_names() {
+        assert_eq!(
+            qualified_databases("ALTER TABLE shop.orders ADD c INT"),
+            ["shop"]
+        );
+        assert_eq!(
+            qualified_databases("RENAME TABLE `a b`.`t` TO x.`u`"),
+            ["a b", "x"]
+        );
+        assert!(qualified_databases("UPDATE t SET v = 1.5").is_empty());
+        assert!(qualified_databases("CREATE TABLE t (c CHAR(3))").is_empty());
     }
 
     #[test]
