@@ -79,7 +79,7 @@ impl FeedError {
         }
     }
 
-    fn from_engine(e: &EngineError) -> Self {
+    pub(crate) fn from_engine(e: &EngineError) -> Self {
         match e {
             EngineError::Failed(inner) => Self::from_engine(inner),
             EngineError::Decode(d) => {
@@ -114,6 +114,8 @@ pub struct Settings {
     include_tables: Vec<String>,
     exclude_tables: Vec<String>,
     filter: TableFilter,
+    /// `enable_metadata`: where to look column names up.
+    schema: Option<(String, u16, mysql_repl_proto::ConnectConfig)>,
 }
 
 impl Default for Settings {
@@ -128,6 +130,7 @@ impl Default for Settings {
             include_tables: Vec::new(),
             exclude_tables: Vec::new(),
             filter: TableFilter::default(),
+            schema: None,
         }
     }
 }
@@ -223,7 +226,11 @@ fn build_engine(s: &Settings) -> (Engine, BinlogDecoder) {
         // (which has no transaction buffering).
         .with_max_buffered_transaction_bytes(0);
     let meta = BinlogDecoder::new(decoder_config(s).with_verify_checksum(false));
-    (Engine::new(config), meta)
+    let mut engine = Engine::new(config);
+    if let Some((host, port, cc)) = &s.schema {
+        engine.set_schema_source(Box::new(mes_blocking::SchemaLookup::new(host, *port, cc)));
+    }
+    (engine, meta)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -246,6 +253,49 @@ fn event_bytes(ev: &ChangeEvent, json: &[String]) -> usize {
         .map(|r| r.values.iter().flatten().map(value_bytes).sum::<usize>())
         .sum();
     96 + rows + json.iter().map(String::len).sum::<usize>()
+}
+
+/// The JSON columns of a change event rendered as text, in order (before image first).
+pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
+    let mut json = Vec::new();
+    for row in [&event.before, &event.after].into_iter().flatten() {
+        for (i, v) in row.values.iter().enumerate() {
+            if let Some(v @ Value::Json(JsonValue::UnappliedDiff(_))) = v {
+                // A partial JSON update whose before image lacks the column
+                // (binlog_row_image=MINIMAL): the document cannot be rebuilt. The diff
+                // itself is surfaced, in the same shape as `mes decode`:
+                // {"$partial_json_diff": [{"op": ..., "path": ..., "value": ...}]}.
+                let mut text = String::new();
+                json_lines::write_value(&mut text, v, event.table.map.columns.get(i));
+                json.push(text);
+            } else if let Some(Value::Json(j)) = v {
+                let text = j.to_text().map_err(|kind| {
+                    FeedError::new(
+                        CODE_DECODE_ROW,
+                        format!(
+                            "JSON column {i} of `{}`.`{}` (row event ending at {}): {kind}",
+                            event.table.database, event.table.table, event.position.offset
+                        ),
+                    )
+                })?;
+                json.push(text);
+            }
+        }
+    }
+    Ok(json)
+}
+
+/// A change event from a live stream, ready for conversion (`mariadb`: its statement came from
+/// an ANNOTATE_ROWS event).
+pub fn ready_from_change(event: ChangeEvent, mariadb: bool) -> Result<Ready, FeedError> {
+    let json = render_json(&event)?;
+    let bytes = event_bytes(&event, &json);
+    Ok(Ready {
+        event,
+        json,
+        annotate: mariadb,
+        bytes,
+    })
 }
 
 impl Default for FeedState {
@@ -363,6 +413,18 @@ impl FeedState {
             self.settings.pre_verified = on;
             self.apply_decoder_settings();
         }
+    }
+
+    /// Name columns through a side connection when a TABLE_MAP carries none.
+    pub fn set_schema_lookup(
+        &mut self,
+        host: String,
+        port: u16,
+        cc: mysql_repl_proto::ConnectConfig,
+    ) {
+        self.engine
+            .set_schema_source(Box::new(mes_blocking::SchemaLookup::new(&host, port, &cc)));
+        self.settings.schema = Some((host, port, cc));
     }
 
     /// The pre-verified flag.
@@ -594,31 +656,7 @@ impl FeedState {
                 continue;
             }
             self.check_signedness(&event.table);
-            let mut json = Vec::new();
-            for row in [&event.before, &event.after].into_iter().flatten() {
-                for (i, v) in row.values.iter().enumerate() {
-                    if let Some(v @ Value::Json(JsonValue::UnappliedDiff(_))) = v {
-                        // A partial JSON update whose before image lacks the column
-                        // (binlog_row_image=MINIMAL): the document cannot be rebuilt. The diff
-                        // itself is surfaced, in the same shape as `mes decode`:
-                        // {"$partial_json_diff": [{"op": ..., "path": ..., "value": ...}]}.
-                        let mut text = String::new();
-                        json_lines::write_value(&mut text, v, event.table.map.columns.get(i));
-                        json.push(text);
-                    } else if let Some(Value::Json(j)) = v {
-                        let text = j.to_text().map_err(|kind| {
-                            FeedError::new(
-                                CODE_DECODE_ROW,
-                                format!(
-                                    "JSON column {i} of `{}`.`{}` (row event ending at {}): {kind}",
-                                    event.table.database, event.table.table, event.position.offset
-                                ),
-                            )
-                        })?;
-                        json.push(text);
-                    }
-                }
-            }
+            let json = render_json(&event)?;
             let bytes = event_bytes(&event, &json);
             self.queue_bytes += bytes;
             self.queue.push_back(Ready {

@@ -16,6 +16,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict};
 
 mod convert;
 pub mod feed;
+mod live;
 
 use feed::{FeedState, FilterKind};
 
@@ -361,6 +362,16 @@ impl NativeEngine {
         Ok(())
     }
 
+    /// `enable_metadata`: check the side connection now (raises `LiveError`), then name
+    /// columns through it when a TABLE_MAP has none.
+    fn _enable_metadata(&self, py: Python<'_>, options: live::Options) -> PyResult<()> {
+        let (host, port, cc) = live::check_schema_connection(py, &options)?;
+        self.with_open(py, |feed, _| {
+            feed.set_schema_lookup(host, port, cc);
+            Ok(())
+        })
+    }
+
     #[getter(_closed)]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
         Ok(self.lock(py)?.feed.is_none())
@@ -371,6 +382,10 @@ impl NativeEngine {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeEngine>()?;
+    m.add_class::<live::NativeStream>()?;
+    m.add_class::<live::NativeClient>()?;
+    m.add_function(wrap_pyfunction!(live::check_metadata, m)?)?;
+    m.add("LiveError", m.py().get_type::<live::LiveError>())?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(_set_log_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -524,7 +524,7 @@ def test_filter_change_between_feeds(corpus):
 # --------------------------------------------------------------------------- metadata, logging, threads
 
 
-def test_enable_metadata_validates_then_reports_unavailable():
+def test_enable_metadata_validates_then_checks_the_connection():
     e = CdcEngine()
     with pytest.raises(TypeError) as info:
         e.enable_metadata(bogus=1)

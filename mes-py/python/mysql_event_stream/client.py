@@ -1,15 +1,16 @@
 """BinlogClient: a replication connection that yields raw binlog events.
 
-This build validates and holds the configuration exactly like the original package, but live
-streaming is not wired to the Rust driver yet: ``connect()`` raises MesConnectionError saying
-so. Everything that does not need a server (construction, validation, properties, lifecycle)
-behaves as specified.
+The connection runs in Rust (the sans-IO protocol of ``mysql_repl_proto`` driven by a reader
+thread; the GIL is released while waiting). ``poll()`` hands out the raw event bytes with their
+framing, ready for ``engine.set_checksum_enabled(r.checksum_enabled); engine.feed(r.data)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
 
+from . import _native
+from . import engine as _engine  # noqa: F401 - registers the native types
 from ._contract import (
     POLL_BATCH_DEFAULT_MAX_EVENTS,
     POLL_BATCH_MAX_MAX_EVENTS,
@@ -17,6 +18,7 @@ from ._contract import (
 )
 from ._options import refuse_unknown_options, validate_option, validate_options
 from .types import (
+    CONNECTION_ERROR_CODES,
     ClientConfig,
     MesConnectionError,
     MesErrorCode,
@@ -28,10 +30,39 @@ from .types import (
 
 __all__ = ["BinlogClient"]
 
-NOT_AVAILABLE = (
-    "live streaming is not available yet in this build of mysql_event_stream (the Rust "
-    "replication client is not wired to the Python package); decode binlog bytes with CdcEngine"
+#: Keys of the native ``Options`` (connection settings).
+NATIVE_OPTION_KEYS = (
+    "host",
+    "port",
+    "user",
+    "password",
+    "server_id",
+    "start_gtid",
+    "start_binlog_file",
+    "start_binlog_position",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "ssl_mode",
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+    "max_event_size",
+    "allow_public_key_retrieval",
 )
+
+
+def native_options(options: dict[str, object]) -> dict[str, object]:
+    """The connection settings the native layer reads."""
+    return {k: options[k] for k in NATIVE_OPTION_KEYS if k in options}
+
+
+def live_exception(err: BaseException, *, connecting: bool) -> BaseException:
+    """The public exception for a native ``LiveError(code, message)``: MesConnectionError for
+    connection-range codes while connecting, else the typed MesError."""
+    code, message = err.args
+    if connecting and code in CONNECTION_ERROR_CODES:
+        return MesConnectionError(message, code)
+    return exception_for_rc(code, message)
 
 
 def validate_poll_batch_size(max_events: int) -> None:
@@ -53,7 +84,7 @@ def config_options(config: ClientConfig) -> dict[str, object]:
 
 
 class BinlogClient:
-    """Replication client (see the module note: ``connect()`` is not available yet)."""
+    """Replication client: ``connect()``, ``start()``, then ``poll()`` / ``poll_batch()``."""
 
     @refuse_unknown_options
     def __init__(
@@ -109,8 +140,10 @@ class BinlogClient:
             raise mes_validation_error(ValueError("server_id must be non-zero"))
         validate_options(config_options(resolved))
         self._config = resolved
+        self._native = _native.NativeClient(
+            native_options(config_options(resolved)), resolved.max_queue_bytes
+        )
         self._closed = False
-        self._connected = False
         self._last_error = ""
 
     @property
@@ -123,37 +156,57 @@ class BinlogClient:
             raise exception_for_rc(MesErrorCode.INVALID_ARG, "BinlogClient has been closed")
 
     def connect(self) -> None:
-        """Connect and validate the server. Not available yet: raises MesConnectionError."""
+        """Connect (TCP, TLS, authentication, server checks) and request the dump."""
         self._check_open()
-        c = self._config
-        self._last_error = f"Failed to connect to {c.host}:{c.port}: {NOT_AVAILABLE}"
-        raise MesConnectionError(f"connection error: {self._last_error}", MesErrorCode.CONNECT)
+        try:
+            self._native.connect()
+        except _native.LiveError as e:
+            exc = live_exception(e, connecting=True)
+            self._last_error = str(e.args[1])
+            raise exc from None
 
     def start(self) -> None:
         """Start streaming (requires ``connect()``)."""
         self._check_open()
-        raise exception_for_rc(MesErrorCode.DISCONNECTED, "disconnected: Not connected")
+        try:
+            self._native.start()
+        except _native.LiveError as e:
+            self._last_error = str(e.args[1])
+            raise live_exception(e, connecting=False) from None
+
+    def _poll(self, max_events: int) -> list[PollResult]:
+        try:
+            items = self._native.poll_batch(max_events)
+        except _native.LiveError as e:
+            self._last_error = str(e.args[1])
+            raise live_exception(e, connecting=False) from None
+        return [PollResult(d, h, c) for d, h, c in items]
 
     def poll(self) -> PollResult:
-        """Next event or heartbeat (requires ``start()``)."""
+        """Next event or heartbeat (blocks; requires ``start()``)."""
         self._check_open()
-        raise exception_for_rc(MesErrorCode.DISCONNECTED, "disconnected: Not connected")
+        return self._poll(1)[0]
 
     def poll_batch(self, max_events: int = POLL_BATCH_DEFAULT_MAX_EVENTS) -> list[PollResult]:
-        """Up to ``max_events`` results (requires ``start()``)."""
+        """Up to ``max_events`` results: blocks for one, then takes what is already queued."""
         self._check_open()
         validate_poll_batch_size(max_events)
-        raise exception_for_rc(MesErrorCode.DISCONNECTED, "disconnected: Not connected")
+        return self._poll(max_events)
 
     def stop(self) -> None:
         """Stop streaming (any thread; no-op when not streaming)."""
+        if not self._closed:
+            self._native.stop()
 
     def disconnect(self) -> None:
         """Close the connection (no-op when not connected)."""
-        self._connected = False
+        if not self._closed:
+            self._native.disconnect()
 
     def close(self) -> None:
         """Stop, disconnect and release (idempotent)."""
+        if getattr(self, "_closed", True):
+            return
         self.stop()
         self.disconnect()
         self._closed = True
@@ -173,17 +226,17 @@ class BinlogClient:
     @property
     def is_connected(self) -> bool:
         """Whether connected."""
-        return not self._closed and self._connected
+        return not self._closed and self._native.is_connected
 
     @property
     def is_streaming(self) -> bool:
         """Whether streaming."""
-        return False
+        return not self._closed and self._native.is_streaming
 
     @property
     def current_gtid(self) -> str:
         """Committed and delivered checkpoint ("" = none yet)."""
-        return ""
+        return "" if self._closed else self._native.current_gtid
 
     @property
     def last_error(self) -> str:
@@ -193,17 +246,19 @@ class BinlogClient:
     @property
     def flavor(self) -> ServerFlavor:
         """Server family (MYSQL until connected)."""
-        return ServerFlavor.MYSQL
+        if self._closed:
+            return ServerFlavor.MYSQL
+        return ServerFlavor(self._native.flavor)
 
     @property
     def checksum_enabled(self) -> bool:
         """Framing of the live stream (False until streaming)."""
-        return False
+        return not self._closed and self._native.checksum_enabled
 
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting in the client queue."""
-        return 0
+        return 0 if self._closed else self._native.queued_bytes
 
     @property
     def max_queue_bytes(self) -> int:
@@ -223,4 +278,4 @@ class BinlogClient:
     @property
     def crc_errors(self) -> int:
         """CRC32 failures seen on the live stream."""
-        return 0
+        return 0 if self._closed else self._native.crc_errors

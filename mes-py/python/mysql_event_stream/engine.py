@@ -11,6 +11,7 @@ from . import _native
 from . import logging as _logging
 from ._options import refuse_unknown_options, validate_option, validate_options
 from .types import (
+    CONNECTION_ERROR_CODES,
     BinlogPosition,
     ChangeEvent,
     EventType,
@@ -177,8 +178,8 @@ class CdcEngine(_native.NativeEngine):
     ) -> None:
         """Resolve column names of tables whose TABLE_MAP has none through a side connection.
 
-        Not available yet in this build: after validating the options it raises
-        MesConnectionError (code 400). Column keys then stay ``"0"``, ``"1"``, ...
+        The connection is checked now (failure: MesConnectionError); lookups then happen on
+        demand and reconnect after a failure. Without names, column keys are ``"0"``, ``"1"``...
         """
         self._check_open()
         options: dict[str, Any] = {
@@ -196,12 +197,13 @@ class CdcEngine(_native.NativeEngine):
             "allow_public_key_retrieval": allow_public_key_retrieval,
         }
         validate_options(options)
-        raise MesConnectionError(
-            f"connection error: metadata connection to {host}:{port} is not available in this "
-            "build of mysql_event_stream yet (column names come only from TABLE_MAP metadata: "
-            "set binlog_row_metadata=FULL on the server)",
-            MesErrorCode.CONNECT,
-        )
+        try:
+            self._enable_metadata(options)
+        except _native.LiveError as e:
+            code, message = e.args
+            if code in CONNECTION_ERROR_CODES:
+                raise MesConnectionError(message, code) from None
+            raise exception_for_rc(code, message) from None
 
     def _check_open(self) -> None:
         if self._closed:

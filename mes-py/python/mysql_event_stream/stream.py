@@ -1,19 +1,23 @@
 """CdcStream: async iteration over a live server's row changes.
 
-This build validates and holds the options exactly like the original package (constructor and
-``configure()``), and keeps its lifecycle rules (one iteration per stream, ``close()`` ends
-it), but live streaming is not wired to the Rust driver yet: the first ``__anext__`` raises
-MesConnectionError saying so (it is not retried, since no retry could succeed).
+Backed by the Rust blocking driver (``mes_blocking::BinlogStream``: a reader thread that
+decodes, filters, and reconnects from the last finished transaction). ``__anext__`` waits in
+``asyncio.to_thread`` (the GIL is released while waiting), so the event loop never blocks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import _native
+from ._contract import NON_RETRYABLE_ERROR_CODES, backoff_delay_ms
 from ._options import refuse_unknown_options, validate_options
-from .client import NOT_AVAILABLE
-from .types import ChangeEvent, MesConnectionError, MesErrorCode, mes_validation_error
+from .client import live_exception, native_options
+from .types import ChangeEvent, mes_validation_error
 
 __all__ = ["CdcStream"]
 
@@ -63,7 +67,7 @@ def _checked(options: dict[str, Any], base: dict[str, Any] | None = None) -> Non
 
 
 class CdcStream:
-    """Async iterator of :class:`ChangeEvent` from a live server (not available yet)."""
+    """Async iterator of :class:`ChangeEvent` from a live server."""
 
     @refuse_unknown_options
     def __init__(
@@ -101,6 +105,11 @@ class CdcStream:
         self._iterating = False
         self._started = False
         self._current_gtid = ""
+        self._native: Any = None
+        #: The native fetch in flight (shielded: a cancelled __anext__ loses no events).
+        self._fetch: asyncio.Future[Any] | None = None
+        self._start_task: asyncio.Future[bool] | None = None
+        self._buffer: deque[tuple[ChangeEvent, str | None]] = deque()
         _checked(options)
         self._options = options
 
@@ -124,6 +133,8 @@ class CdcStream:
     @property
     def current_gtid(self) -> str:
         """Checkpoint after the last delivered transaction ("" = none yet; survives close)."""
+        if not self._buffer and self._fetch is None and self._native is not None:
+            self._current_gtid = self._native.current_gtid or self._current_gtid
         return self._current_gtid
 
     async def __aenter__(self) -> CdcStream:
@@ -140,16 +151,103 @@ class CdcStream:
         self._iterating = True
         return self
 
+    def _make_native(self, schema_lookup: bool) -> Any:
+        o = self._options
+        return _native.NativeStream(
+            native_options(o),
+            include_databases=list(o["include_databases"] or []),
+            include_tables=list(o["include_tables"] or []),
+            exclude_tables=list(o["exclude_tables"] or []),
+            max_queue_size=o["max_queue_size"],
+            max_queue_bytes=o["max_queue_bytes"],
+            max_reconnect_attempts=o["max_reconnect_attempts"],
+            schema_lookup=schema_lookup,
+            native_types=o["native_types"],
+        )
+
+    async def _metadata_available(self) -> bool:
+        """Check the metadata side connection; a failure goes to ``on_metadata_error``."""
+        try:
+            await asyncio.to_thread(_native.check_metadata, native_options(self._options))
+            return True
+        except _native.LiveError as e:
+            exc = live_exception(e, connecting=True)
+        callback = self._options["on_metadata_error"]
+        if callback is not None:
+            callback(exc)
+        return False
+
+    async def _start(self) -> bool:
+        """Connect (with retries); False when the stream was closed meanwhile."""
+        attempts = 0
+        budget = self._options["max_reconnect_attempts"]
+        schema_lookup: bool | None = None
+        while True:
+            if schema_lookup is None:
+                # Like the original: enable_metadata() before connect(); failure is not fatal.
+                schema_lookup = await self._metadata_available()
+            native = self._make_native(schema_lookup)
+            self._native = native
+            try:
+                await asyncio.to_thread(native.start)
+                return not self._closed
+            except _native.LiveError as e:
+                exc = live_exception(e, connecting=True)
+            code = getattr(exc, "code", None)
+            if budget == 0 or code in NON_RETRYABLE_ERROR_CODES or attempts >= budget:
+                await self.close()
+                raise exc
+            attempts += 1
+            await asyncio.sleep(backoff_delay_ms(attempts, random.random()) / 1000)
+            if self._closed:
+                return False
+
     async def __anext__(self) -> ChangeEvent:
+        if self._buffer:
+            return self._deliver(self._buffer.popleft())
+        if not self._started and not self._closed:
+            self._started = True
+            self._start_task = asyncio.ensure_future(self._start())
+        if self._start_task is not None:
+            # Shielded: a cancelled __anext__ leaves the start running for the next call.
+            try:
+                started = await asyncio.shield(self._start_task)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                self._start_task = None
+                raise
+            self._start_task = None
+            if not started:
+                raise StopAsyncIteration
         if self._closed:
             raise StopAsyncIteration
-        self._started = True
-        host, port = self._options["host"], self._options["port"]
-        await self.close()
-        raise MesConnectionError(
-            f"connection error: Failed to connect to {host}:{port}: {NOT_AVAILABLE}",
-            MesErrorCode.CONNECT,
-        )
+        while True:
+            if self._closed or self._native is None:
+                raise StopAsyncIteration
+            native = self._native
+            if self._fetch is None:
+                self._fetch = asyncio.ensure_future(asyncio.to_thread(native.next_batch, 500, 256))
+            try:
+                batch = await asyncio.shield(self._fetch)
+            except _native.LiveError as e:
+                self._fetch = None
+                await self.close()
+                raise live_exception(e, connecting=False) from None
+            self._fetch = None
+            if batch is None:
+                await self.close()
+                raise StopAsyncIteration
+            if batch:
+                self._buffer.extend(batch)
+                return self._deliver(self._buffer.popleft())
+
+    def _deliver(self, item: tuple[ChangeEvent, str | None]) -> ChangeEvent:
+        # The checkpoint covers a transaction once its last event was handed out.
+        event, gtid = item
+        if gtid:
+            self._current_gtid = gtid
+        return event
 
     async def aclose(self) -> None:
         """Same as :meth:`close`."""
@@ -157,4 +255,16 @@ class CdcStream:
 
     async def close(self) -> None:
         """Stop streaming and release everything (idempotent)."""
+        _ = self.current_gtid  # take a checkpoint that arrived after the last batch
         self._closed = True
+        self._buffer.clear()
+        native, self._native = self._native, None
+        fetch, self._fetch = self._fetch, None
+        if native is not None:
+            native.stop()
+            if fetch is not None:
+                # Its events are dropped with the stream; only let the thread finish.
+                await asyncio.wait([fetch])
+                if not fetch.cancelled():
+                    fetch.exception()
+            await asyncio.to_thread(native.close)
