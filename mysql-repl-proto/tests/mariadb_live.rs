@@ -141,7 +141,8 @@ fn logins_with_each_plugin_and_dump_by_gtid() {
     // Start from the GTID position before our rows: a GTID dump from the beginning would
     // replay everything other tests wrote to the shared server.
     let from = sql("SELECT @@global.gtid_binlog_pos");
-    sql("REPLACE INTO mes_proto_live.t VALUES (1, 'one'), (2, 'two')");
+    // Fresh rows every run (a REPLACE of identical rows logs nothing).
+    sql("DELETE FROM mes_proto_live.t; INSERT INTO mes_proto_live.t VALUES (1, 'one'), (2, 'two')");
     for (user, pw, plugin) in [
         (
             "MES_TEST_REPL_USER",
