@@ -62,7 +62,7 @@ echo "server env: MES_TEST_HOST=$MES_TEST_HOST MES_TEST_PORT=$MES_TEST_PORT MES_
 rust_tests() {
     local locked=()
     [ -f Cargo.lock ] && locked=(--locked)
-    cargo test --workspace --all-targets "${locked[@]}"
+    cargo test --workspace --all-targets --no-fail-fast "${locked[@]}"
     cargo test --workspace --doc "${locked[@]}"
 }
 run_section "Rust: cargo test --workspace --all-targets" rust_tests
