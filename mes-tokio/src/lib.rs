@@ -11,6 +11,14 @@
 //! The semantics are those of the blocking driver (`mes-blocking`); the two drivers are siblings
 //! and do not depend on each other.
 //!
+//! Logs go through [`tracing`] (target `mes_tokio`; rotation and lag lines `mes_blocking::obs`):
+//! INFO on connect (host, port, TLS on / verified, auth plugin, server version, flavor, start
+//! position), on each reconnect attempt (reason, delay, resume position), on reconnecting, on
+//! binlog rotation and at the end or stop; WARN when a connection is lost; ERROR on a fatal
+//! error; DEBUG for the replication lag (at most every 5 s). Passwords, auth data and packets
+//! are never logged. The driver's background work logs to the subscriber that was current
+//! when the stream was started.
+//!
 //! ```no_run
 //! use mes_tokio::{BinlogStream, StreamConfig};
 //! use mysql_repl_proto::ConnectConfig;
@@ -60,6 +68,9 @@ use tokio::task::JoinHandle;
 pub use mes_blocking::{
     Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
 };
+
+use mes_blocking::obs;
+use tracing::instrument::WithSubscriber;
 
 enum Msg {
     /// An event; its permit gives its bytes back to the budget when the consumer takes it.
@@ -122,15 +133,20 @@ impl BinlogStream {
             engine: None,
             last_checkpoint: None,
             progressed: false,
+            log: obs::StreamLog::default(),
         };
         let session = match driver.connect().await {
             Ok(s) => s,
-            Err(Exit::Failed(e)) => return Err(e),
+            Err(Exit::Failed(e)) => {
+                tracing::error!(addr = %driver.addr(), error = %e, "connect failed");
+                return Err(e);
+            }
             // Nobody can stop a stream that is not started yet.
             Err(Exit::Stopped | Exit::Ended) => return Err(ProtoError::Eof("setup").into()),
         };
         let checkpoint = driver.last_checkpoint.clone().unwrap_or_default();
-        let task = tokio::spawn(driver.run(session));
+        // The task logs to the subscriber that is current here.
+        let task = tokio::spawn(driver.run(session).with_current_subscriber());
         Ok(Self {
             rx,
             stop: StopHandle {
@@ -263,6 +279,8 @@ struct Driver {
     last_checkpoint: Option<Checkpoint>,
     /// A binlog event arrived since the last (re)connect.
     progressed: bool,
+    /// Rotation and lag logging.
+    log: obs::StreamLog,
 }
 
 impl Outbox {
@@ -325,6 +343,13 @@ impl Driver {
         }
     }
 
+    /// The last checkpoint as text (for logs).
+    fn checkpoint_text(&self) -> String {
+        self.last_checkpoint
+            .as_ref()
+            .map_or_else(|| "none".into(), checkpoint_to_string)
+    }
+
     /// The sans-IO loop for one connection: `Ok` once the dump started (`Ready`), else why the
     /// connection is left.
     async fn drive(&mut self, s: &mut Session) -> Result<(), Exit> {
@@ -337,6 +362,11 @@ impl Driver {
                 Output::Event(ConnEvent::Ready(info)) => {
                     self.ready(&info, &s.start);
                     return Ok(());
+                }
+                // Without `stop_at_end` the dump blocks at the end, so an EOF means the server
+                // ended it early (a shutdown, a killed dump thread): a lost connection.
+                Output::Closed(Ok(())) if !self.config.connect.stop_at_end => {
+                    return Err(ProtoError::Eof("binlog stream ended by the server").into());
                 }
                 Output::Closed(Ok(())) => return Err(Exit::Ended),
                 Output::Closed(Err(e)) => return Err(e.into()),
@@ -381,6 +411,15 @@ impl Driver {
 
     /// Connect and run the protocol until the dump started.
     async fn connect(&mut self) -> Result<Session, Exit> {
+        let start = self.start_position();
+        tracing::debug!(
+            host = %self.config.host,
+            port = self.config.port,
+            user = %self.config.connect.user,
+            tls_mode = ?self.config.connect.tls.mode,
+            start = %obs::describe_start(&start),
+            "connecting"
+        );
         let connect = TcpStream::connect((self.config.host.as_str(), self.config.port));
         let sock = tokio::time::timeout(self.config.connect.connect_timeout, connect)
             .await
@@ -388,7 +427,7 @@ impl Driver {
             .map_err(|e| self.io(e))?;
         let _ = sock.set_nodelay(true);
         let mut cc = self.config.connect.clone();
-        cc.start = self.start_position();
+        cc.start = start;
         let mut s = Session {
             sock,
             conn: Connection::new(cc.clone(), Instant::now())?,
@@ -405,6 +444,20 @@ impl Driver {
 
     /// The dump started: a fresh engine, seeded with where this connection starts.
     fn ready(&mut self, info: &ServerInfo, start: &StartPosition) {
+        tracing::info!(
+            host = %self.config.host,
+            port = self.config.port,
+            tls = info.tls,
+            tls_verified = info.tls_verified,
+            auth_plugin = %info.auth_plugin,
+            server_version = %info.server_version,
+            flavor = ?info.flavor,
+            connection_id = info.connection_id,
+            checksum = info.checksum,
+            start = %obs::describe_start(start),
+            resume = self.last_checkpoint.is_some(),
+            "connected; binlog dump started"
+        );
         let checksum = if info.checksum {
             ChecksumAlg::Crc32
         } else {
@@ -457,9 +510,11 @@ impl Driver {
             let cp = engine.checkpoint();
             let cp = (self.last_checkpoint.as_ref() != Some(cp)).then(|| cp.clone());
             for ev in out.drain(..) {
+                self.log.event(&ev);
                 self.out.send_event(ev).await?;
             }
             if let Some(cp) = cp {
+                self.log.checkpoint(&cp);
                 self.last_checkpoint = Some(cp.clone());
                 self.out.send(Msg::Checkpoint(cp)).await?;
             }
@@ -476,45 +531,94 @@ impl Driver {
         loop {
             let error = match self.drive(&mut session).await {
                 Ok(()) => continue, // `Ready` comes once per connection, inside `connect`.
-                Err(Exit::Stopped) => return close(session).await,
-                Err(Exit::Ended) => return,
+                Err(Exit::Stopped) => {
+                    tracing::info!(addr = %self.addr(), "stream stopped");
+                    return close(session).await;
+                }
+                Err(Exit::Ended) => {
+                    tracing::info!(
+                        addr = %self.addr(),
+                        checkpoint = %self.checkpoint_text(),
+                        "binlog stream ended (end of the binlog reached)"
+                    );
+                    return;
+                }
                 Err(Exit::Failed(e)) => e,
             };
             if self.progressed {
                 attempts = 0;
             }
             if !error.retryable() || self.config.reconnect.max_attempts == 0 {
+                tracing::error!(addr = %self.addr(), error = %error, "stream failed");
                 let _ = self.out.send(Msg::Error(error)).await;
                 return;
             }
+            tracing::warn!(
+                addr = %self.addr(),
+                error = %error,
+                checkpoint = %self.checkpoint_text(),
+                "connection lost; reconnecting"
+            );
             let mut last = error;
             session = loop {
                 attempts += 1;
                 if attempts > self.config.reconnect.max_attempts {
-                    let _ = self
-                        .out
-                        .send(Msg::Error(StreamError::ReconnectExhausted {
-                            attempts: attempts - 1,
-                            last: Box::new(last),
-                        }))
-                        .await;
+                    let error = StreamError::ReconnectExhausted {
+                        attempts: attempts - 1,
+                        last: Box::new(last),
+                    };
+                    tracing::error!(addr = %self.addr(), error = %error, "stream failed");
+                    let _ = self.out.send(Msg::Error(error)).await;
                     return;
                 }
                 let jitter = rand::random::<f64>() * 0.5 + 0.5;
+                let sleep = delay.mul_f64(jitter);
+                tracing::info!(
+                    addr = %self.addr(),
+                    attempt = attempts,
+                    max_attempts = self.config.reconnect.max_attempts,
+                    delay_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
+                    reason = %last,
+                    resume = %obs::describe_start(&self.start_position()),
+                    "reconnect attempt"
+                );
                 tokio::select! {
                     biased;
-                    () = self.out.stopped() => return,
-                    () = tokio::time::sleep(delay.mul_f64(jitter)) => {}
+                    () = self.out.stopped() => {
+                        tracing::info!(addr = %self.addr(), "stream stopped");
+                        return;
+                    }
+                    () = tokio::time::sleep(sleep) => {}
                 }
                 delay = (delay * 2).min(self.config.reconnect.max_delay);
                 match self.connect().await {
-                    Ok(s) => break s,
-                    Err(Exit::Failed(e)) if e.retryable() => last = e,
+                    Ok(s) => {
+                        tracing::info!(
+                            addr = %self.addr(),
+                            attempt = attempts,
+                            resume = %self.checkpoint_text(),
+                            "reconnected; resuming"
+                        );
+                        break s;
+                    }
+                    Err(Exit::Failed(e)) if e.retryable() => {
+                        tracing::warn!(
+                            addr = %self.addr(),
+                            attempt = attempts,
+                            error = %e,
+                            "reconnect attempt failed"
+                        );
+                        last = e;
+                    }
                     Err(Exit::Failed(e)) => {
+                        tracing::error!(addr = %self.addr(), error = %e, "stream failed");
                         let _ = self.out.send(Msg::Error(e)).await;
                         return;
                     }
-                    Err(Exit::Stopped | Exit::Ended) => return,
+                    Err(Exit::Stopped | Exit::Ended) => {
+                        tracing::info!(addr = %self.addr(), "stream stopped");
+                        return;
+                    }
                 }
             };
             delay = self.config.reconnect.base_delay;
