@@ -792,6 +792,12 @@ impl Reader {
                         _ => {}
                     }
                 }
+                // Remember the resolved start (e.g. "current" became a file and position), so a
+                // connection lost before the first transaction resumes there, not at a later
+                // "current".
+                if self.last_checkpoint.is_none() {
+                    self.last_checkpoint = Some(engine.checkpoint().clone());
+                }
                 self.engine = Some(engine);
                 return Ok(s);
             }
