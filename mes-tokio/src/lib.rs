@@ -61,10 +61,29 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// The column-name lookup of the blocking driver, run so that it does not stall the runtime:
+/// on a multi-threaded runtime through `block_in_place`; on a current-thread runtime it blocks
+/// briefly (it is only used for TABLE_MAPs without column names, once per table definition).
+struct BlockingLookup(mes_blocking::SchemaLookup);
+
+impl mysql_binlog_codec::engine::SchemaSource for BlockingLookup {
+    fn columns(
+        &mut self,
+        database: &str,
+        table: &str,
+    ) -> Result<Option<Vec<mysql_binlog_codec::engine::ColumnSchema>>, String> {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| self.0.columns(database, table))
+        } else {
+            self.0.columns(database, table)
+        }
+    }
+}
+
 /// The stream settings, errors, reconnection policy and checkpoint strings are the blocking
 /// driver's (one definition for both drivers; `mes-blocking` has no tokio dependency).
-/// `StreamConfig::schema_lookup` is not used here yet: the engine's schema source is a
-/// synchronous callback, so tables without column metadata get the keys "0", "1", ….
 pub use mes_blocking::{
     Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
 };
@@ -467,6 +486,13 @@ impl Driver {
             .with_magic(MagicMode::None)
             .with_initial_checksum(checksum);
         let mut engine = Engine::new(self.config.engine.clone().with_decoder(dec));
+        if self.config.schema_lookup {
+            engine.set_schema_source(Box::new(BlockingLookup(mes_blocking::SchemaLookup::new(
+                &self.config.host,
+                self.config.port,
+                &self.config.connect,
+            ))));
+        }
         if let Some(cp) = &self.last_checkpoint {
             engine.set_start_gtid(cp.gtid.clone());
             engine.set_start_position(cp.position.clone());
