@@ -890,7 +890,7 @@ impl Reader {
     }
 
     fn send_event(&self, ev: EngineEvent) -> Result<(), StreamError> {
-        let bytes = approx_event_size(&ev);
+        let bytes = ev.approx_size();
         // Wait for byte budget (a single event larger than the budget still passes alone).
         if let Ok(mut used) = self.budget.used.lock() {
             while *used > 0
@@ -1036,21 +1036,6 @@ impl Reader {
             s.sock.write_all(&b).map_err(|e| self.io(e))?;
         }
         Ok(())
-    }
-}
-
-/// A rough size of a change event in memory, for the byte bound of the drivers' queues.
-pub fn approx_event_size(ev: &EngineEvent) -> usize {
-    // The engine's own estimate is not public; a rough one keeps the byte budget meaningful.
-    match ev {
-        EngineEvent::Change(c) => {
-            let row = |r: &Option<mysql_binlog_codec::Row<'static>>| {
-                r.as_ref().map_or(0, |r| r.values.len() * 48)
-            };
-            128 + row(&c.before) + row(&c.after)
-        }
-        EngineEvent::Statement(s) => 128 + s.statement.len(),
-        _ => 128,
     }
 }
 

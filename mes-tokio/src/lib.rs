@@ -332,7 +332,7 @@ impl Outbox {
 
     /// Queue an event once the byte budget allows it.
     async fn send_event(&self, ev: EngineEvent) -> Result<(), Exit> {
-        let n = u32::try_from(mes_blocking::approx_event_size(&ev))
+        let n = u32::try_from(ev.approx_size())
             .unwrap_or(u32::MAX)
             .clamp(1, self.budget_max);
         let permit = match self.budget.clone().try_acquire_many_owned(n) {

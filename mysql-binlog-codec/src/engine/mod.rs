@@ -221,6 +221,17 @@ pub enum EngineEvent {
     Statement(StatementEvent),
 }
 
+impl EngineEvent {
+    /// A rough size of the event in memory (what the engine's and the drivers' byte-bounded
+    /// queues count).
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Self::Change(c) => 96 + row_bytes(&c.before) + row_bytes(&c.after),
+            Self::Statement(s) => 64 + s.statement.len(),
+        }
+    }
+}
+
 /// The executed-GTID part of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -842,8 +853,9 @@ impl Engine {
                 position,
                 gtid: self.txn.gtid_text.clone(),
             };
-            let bytes = 64 + sev.statement.len();
-            self.txn.events.push((EngineEvent::Statement(sev), bytes));
+            let ev = EngineEvent::Statement(sev);
+            let bytes = ev.approx_size();
+            self.txn.events.push((ev, bytes));
             self.txn.bytes += bytes;
         }
         if is_ddl {
@@ -959,7 +971,7 @@ impl Engine {
                     .map_err(|kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset))?;
                 let before = change.before.map(own_row);
                 let after = change.after.map(own_row);
-                let bytes = 96 + row_bytes(&before) + row_bytes(&after);
+
                 let ce = ChangeEvent {
                     kind,
                     table: table.clone(),
@@ -970,7 +982,9 @@ impl Engine {
                     gtid: self.txn.gtid_text.clone(),
                     statement: self.statement.clone(),
                 };
-                self.txn.events.push((EngineEvent::Change(ce), bytes));
+                let ev = EngineEvent::Change(ce);
+                let bytes = ev.approx_size();
+                self.txn.events.push((ev, bytes));
                 self.txn.bytes += bytes;
             }
         }
