@@ -44,14 +44,102 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mysql_binlog_codec::engine::{
-    Checkpoint, Engine, EngineConfig, EngineEvent, GtidCheckpoint, Position,
-};
-use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
+use mysql_binlog_codec::engine::{Checkpoint, Engine, EngineConfig, EngineEvent, GtidCheckpoint};
 pub use mysql_repl_proto::ServerInfo;
-use mysql_repl_proto::{
-    ConnEvent, ConnectConfig, Connection, Flavor, Output, ProtoError, StartPosition,
-};
+use mysql_repl_proto::{ConnEvent, ConnectConfig, Connection, Output, ProtoError, StartPosition};
+
+/// Connection bookkeeping shared by both drivers (this one and mes-tokio): where to (re)start
+/// and the engine a freshly started dump feeds. Not a stable API.
+#[doc(hidden)]
+pub mod session {
+    use mysql_binlog_codec::engine::{
+        Checkpoint, Engine, GtidCheckpoint, MariaGtidPos, MysqlGtidSet, Position, SchemaSource,
+    };
+    use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
+    use mysql_repl_proto::{Flavor, ServerInfo, StartPosition};
+
+    use crate::StreamConfig;
+
+    /// Where to (re)start: the last transaction the driver finished, else the configured start.
+    pub fn start_position(last: Option<&Checkpoint>, configured: &StartPosition) -> StartPosition {
+        let Some(cp) = last else {
+            return configured.clone();
+        };
+        match &cp.gtid {
+            GtidCheckpoint::Mysql(s) if !s.is_empty() => StartPosition::MysqlGtidSet(s.to_string()),
+            GtidCheckpoint::Maria(p) if !p.is_empty() => StartPosition::MariaGtid(p.to_string()),
+            _ if !cp.position.file.is_empty() && cp.position.offset >= 4 => {
+                StartPosition::FilePosition {
+                    file: cp.position.file.to_string(),
+                    position: cp.position.offset,
+                }
+            }
+            _ => configured.clone(),
+        }
+    }
+
+    /// The engine for a connection whose dump just started from `start`: checksum framing as
+    /// negotiated, the schema source, and a checkpoint seeded with where the dump starts (the
+    /// resume point, or the resolved start), so a connection lost before the first transaction
+    /// resumes there — a "current" start must not become a later "current". Logs the connect.
+    pub fn engine_for(
+        config: &StreamConfig,
+        info: &ServerInfo,
+        start: &StartPosition,
+        last: Option<&Checkpoint>,
+        schema: Option<Box<dyn SchemaSource + Send>>,
+    ) -> Engine {
+        tracing::info!(
+            host = %config.host,
+            port = config.port,
+            tls = info.tls,
+            tls_verified = info.tls_verified,
+            auth_plugin = %info.auth_plugin,
+            server_version = %info.server_version,
+            flavor = ?info.flavor,
+            connection_id = info.connection_id,
+            checksum = info.checksum,
+            start = %crate::obs::describe_start(start),
+            resume = last.is_some(),
+            "connected; binlog dump started"
+        );
+        let checksum = if info.checksum {
+            ChecksumAlg::Crc32
+        } else {
+            ChecksumAlg::Off
+        };
+        let dec = DecoderConfig::default()
+            .with_magic(MagicMode::None)
+            .with_initial_checksum(checksum);
+        let mut engine = Engine::new(config.engine.clone().with_decoder(dec));
+        if let Some(schema) = schema {
+            engine.set_schema_source(schema);
+        }
+        if let Some(cp) = last {
+            engine.set_start_gtid(cp.gtid.clone());
+            engine.set_start_position(cp.position.clone());
+            return engine;
+        }
+        match (start, &info.start_file) {
+            (StartPosition::MysqlGtidSet(s), _) if info.flavor == Flavor::Mysql => {
+                if let Some(set) = MysqlGtidSet::parse(s) {
+                    engine.set_start_gtid(GtidCheckpoint::Mysql(set));
+                }
+            }
+            (StartPosition::MariaGtid(p), _) => {
+                if let Some(pos) = MariaGtidPos::parse(p) {
+                    engine.set_start_gtid(GtidCheckpoint::Maria(pos));
+                }
+            }
+            (_, Some((file, pos))) => engine.set_start_position(Position {
+                file: file.as_str().into(),
+                offset: *pos,
+            }),
+            _ => {}
+        }
+        engine
+    }
+}
 
 /// Helpers shared by the drivers' structured logs (`tracing`): a start position as text, binlog
 /// rotation detection and a rate-limited replication-lag report. Not a stable API.
@@ -690,29 +778,12 @@ impl Reader {
         }
     }
 
-    /// Where to (re)start: the reader's last finished transaction, else the configured start.
-    fn start_position(&self) -> StartPosition {
-        let Some(cp) = &self.last_checkpoint else {
-            return self.config.connect.start.clone();
-        };
-        match &cp.gtid {
-            GtidCheckpoint::Mysql(s) if !s.is_empty() => StartPosition::MysqlGtidSet(s.to_string()),
-            GtidCheckpoint::Maria(p) if !p.is_empty() => StartPosition::MariaGtid(p.to_string()),
-            _ if !cp.position.file.is_empty() && cp.position.offset >= 4 => {
-                StartPosition::FilePosition {
-                    file: cp.position.file.to_string(),
-                    position: cp.position.offset,
-                }
-            }
-            _ => self.config.connect.start.clone(),
-        }
-    }
-
     /// Connect and run the protocol until the dump started.
     fn connect(&mut self) -> Result<Session, StreamError> {
         let addr = self.addr();
         let timeout = self.config.connect.connect_timeout;
-        let start = self.start_position();
+        let start =
+            session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start);
         tracing::debug!(
             host = %self.config.host,
             port = self.config.port,
@@ -738,63 +809,21 @@ impl Reader {
         // Drive until Ready.
         loop {
             if let Some(ConnEvent::Ready(info)) = self.step(&mut s)? {
-                tracing::info!(
-                    host = %self.config.host,
-                    port = self.config.port,
-                    tls = info.tls,
-                    tls_verified = info.tls_verified,
-                    auth_plugin = %info.auth_plugin,
-                    server_version = %info.server_version,
-                    flavor = ?info.flavor,
-                    connection_id = info.connection_id,
-                    checksum = info.checksum,
-                    start = %obs::describe_start(&cc.start),
-                    resume = self.last_checkpoint.is_some(),
-                    "connected; binlog dump started"
+                let schema: Option<Box<dyn mysql_binlog_codec::engine::SchemaSource + Send>> =
+                    self.config.schema_lookup.then(|| {
+                        Box::new(SchemaLookup::new(
+                            &self.config.host,
+                            self.config.port,
+                            &self.config.connect,
+                        )) as _
+                    });
+                let engine = session::engine_for(
+                    &self.config,
+                    &info,
+                    &cc.start,
+                    self.last_checkpoint.as_ref(),
+                    schema,
                 );
-                let checksum = if info.checksum {
-                    ChecksumAlg::Crc32
-                } else {
-                    ChecksumAlg::Off
-                };
-                let dec = DecoderConfig::default()
-                    .with_magic(MagicMode::None)
-                    .with_initial_checksum(checksum);
-                let mut engine = Engine::new(self.config.engine.clone().with_decoder(dec));
-                if self.config.schema_lookup {
-                    engine.set_schema_source(Box::new(SchemaLookup::new(
-                        &self.config.host,
-                        self.config.port,
-                        &self.config.connect,
-                    )));
-                }
-                if let Some(cp) = &self.last_checkpoint {
-                    engine.set_start_gtid(cp.gtid.clone());
-                    engine.set_start_position(cp.position.clone());
-                } else {
-                    match (&cc.start, &info.start_file) {
-                        (StartPosition::MysqlGtidSet(s), _) if info.flavor == Flavor::Mysql => {
-                            if let Some(set) = mysql_binlog_codec::engine::MysqlGtidSet::parse(s) {
-                                engine.set_start_gtid(GtidCheckpoint::Mysql(set));
-                            }
-                        }
-                        (StartPosition::MariaGtid(p), _) => {
-                            if let Some(pos) = mysql_binlog_codec::engine::MariaGtidPos::parse(p) {
-                                engine.set_start_gtid(GtidCheckpoint::Maria(pos));
-                            }
-                        }
-                        (_, Some((file, pos))) => {
-                            engine.set_start_position(Position {
-                                file: file.as_str().into(),
-                                offset: *pos,
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                // Remember the resolved start (e.g. "current" became a file and position), so a
-                // connection lost before the first transaction resumes there, not at a later
-                // "current".
                 if self.last_checkpoint.is_none() {
                     self.last_checkpoint = Some(engine.checkpoint().clone());
                 }
@@ -979,7 +1008,7 @@ impl Reader {
                     max_attempts = self.config.reconnect.max_attempts,
                     delay_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
                     reason = %last,
-                    resume = %obs::describe_start(&self.start_position()),
+                    resume = %obs::describe_start(&session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start)),
                     "reconnect attempt"
                 );
                 let until = Instant::now() + sleep;
@@ -1043,6 +1072,7 @@ impl Reader {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use mysql_binlog_codec::engine::Position;
 
     #[test]
     fn checkpoint_strings_round_trip() {

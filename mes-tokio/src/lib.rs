@@ -49,13 +49,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use mysql_binlog_codec::engine::{
-    Checkpoint, Engine, EngineEvent, GtidCheckpoint, MariaGtidPos, MysqlGtidSet, Position,
-};
-use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
-use mysql_repl_proto::{
-    ConnEvent, Connection, Flavor, Output, ProtoError, ServerInfo, StartPosition,
-};
+use mysql_binlog_codec::engine::{Checkpoint, Engine, EngineEvent};
+use mysql_repl_proto::{ConnEvent, Connection, Output, ProtoError, ServerInfo, StartPosition};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -84,6 +79,7 @@ impl mysql_binlog_codec::engine::SchemaSource for BlockingLookup {
 
 /// The stream settings, errors, reconnection policy and checkpoint strings are the blocking
 /// driver's (one definition for both drivers; `mes-blocking` has no tokio dependency).
+use mes_blocking::session;
 pub use mes_blocking::{
     Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
 };
@@ -410,27 +406,10 @@ impl Driver {
         }
     }
 
-    /// Where to (re)start: the task's last finished transaction, else the configured start.
-    fn start_position(&self) -> StartPosition {
-        let Some(cp) = &self.last_checkpoint else {
-            return self.config.connect.start.clone();
-        };
-        match &cp.gtid {
-            GtidCheckpoint::Mysql(s) if !s.is_empty() => StartPosition::MysqlGtidSet(s.to_string()),
-            GtidCheckpoint::Maria(p) if !p.is_empty() => StartPosition::MariaGtid(p.to_string()),
-            _ if !cp.position.file.is_empty() && cp.position.offset >= 4 => {
-                StartPosition::FilePosition {
-                    file: cp.position.file.to_string(),
-                    position: cp.position.offset,
-                }
-            }
-            _ => self.config.connect.start.clone(),
-        }
-    }
-
     /// Connect and run the protocol until the dump started.
     async fn connect(&mut self) -> Result<Session, Exit> {
-        let start = self.start_position();
+        let start =
+            session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start);
         tracing::debug!(
             host = %self.config.host,
             port = self.config.port,
@@ -463,59 +442,22 @@ impl Driver {
 
     /// The dump started: a fresh engine, seeded with where this connection starts.
     fn ready(&mut self, info: &ServerInfo, start: &StartPosition) {
-        tracing::info!(
-            host = %self.config.host,
-            port = self.config.port,
-            tls = info.tls,
-            tls_verified = info.tls_verified,
-            auth_plugin = %info.auth_plugin,
-            server_version = %info.server_version,
-            flavor = ?info.flavor,
-            connection_id = info.connection_id,
-            checksum = info.checksum,
-            start = %obs::describe_start(start),
-            resume = self.last_checkpoint.is_some(),
-            "connected; binlog dump started"
+        let schema: Option<Box<dyn mysql_binlog_codec::engine::SchemaSource + Send>> =
+            self.config.schema_lookup.then(|| {
+                Box::new(BlockingLookup(mes_blocking::SchemaLookup::new(
+                    &self.config.host,
+                    self.config.port,
+                    &self.config.connect,
+                ))) as _
+            });
+        let engine = session::engine_for(
+            &self.config,
+            info,
+            start,
+            self.last_checkpoint.as_ref(),
+            schema,
         );
-        let checksum = if info.checksum {
-            ChecksumAlg::Crc32
-        } else {
-            ChecksumAlg::Off
-        };
-        let dec = DecoderConfig::default()
-            .with_magic(MagicMode::None)
-            .with_initial_checksum(checksum);
-        let mut engine = Engine::new(self.config.engine.clone().with_decoder(dec));
-        if self.config.schema_lookup {
-            engine.set_schema_source(Box::new(BlockingLookup(mes_blocking::SchemaLookup::new(
-                &self.config.host,
-                self.config.port,
-                &self.config.connect,
-            ))));
-        }
-        if let Some(cp) = &self.last_checkpoint {
-            engine.set_start_gtid(cp.gtid.clone());
-            engine.set_start_position(cp.position.clone());
-        } else {
-            match (start, &info.start_file) {
-                (StartPosition::MysqlGtidSet(s), _) if info.flavor == Flavor::Mysql => {
-                    if let Some(set) = MysqlGtidSet::parse(s) {
-                        engine.set_start_gtid(GtidCheckpoint::Mysql(set));
-                    }
-                }
-                (StartPosition::MariaGtid(p), _) => {
-                    if let Some(pos) = MariaGtidPos::parse(p) {
-                        engine.set_start_gtid(GtidCheckpoint::Maria(pos));
-                    }
-                }
-                (_, Some((file, pos))) => engine.set_start_position(Position {
-                    file: file.as_str().into(),
-                    offset: *pos,
-                }),
-                _ => {}
-            }
-            // Resume here if this first connection drops before any event arrived (a
-            // `StartPosition::Current` must not become a later "current" and skip events).
+        if self.last_checkpoint.is_none() {
             self.last_checkpoint = Some(engine.checkpoint().clone());
         }
         self.engine = Some(engine);
@@ -605,7 +547,7 @@ impl Driver {
                     max_attempts = self.config.reconnect.max_attempts,
                     delay_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
                     reason = %last,
-                    resume = %obs::describe_start(&self.start_position()),
+                    resume = %obs::describe_start(&session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start)),
                     "reconnect attempt"
                 );
                 tokio::select! {
