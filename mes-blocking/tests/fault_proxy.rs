@@ -28,11 +28,7 @@ fn current() -> StartPosition {
 }
 
 fn config(port: u16, db: &str, start: StartPosition) -> StreamConfig {
-    // A distinct replica server_id per stream: the server refuses two dumps with the same id.
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let server_id = 9000
-        + (std::process::id() % 1000) * 10
-        + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let server_id = mes_testkit::live::replica_server_id();
     let connect = ConnectConfig {
         user: env("MES_TEST_REPL_USER").unwrap(),
         password: env("MES_TEST_REPL_PASSWORD").unwrap(),

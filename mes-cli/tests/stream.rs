@@ -107,7 +107,7 @@ fn checkpoint_resume_is_exactly_once_after_ctrl_c() {
     let cp = std::env::temp_dir().join(format!("mes-cp-{}.txt", std::process::id()));
     let _ = std::fs::remove_file(&cp);
     let from = current();
-    let sid = 6000 + std::process::id() % 1000;
+    let sid = mes_testkit::live::replica_server_id();
     let u = repl_url(sid);
     let base = [
         "--include-db",

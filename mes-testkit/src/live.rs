@@ -59,6 +59,15 @@ pub fn sql(query: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A replica `server_id` for one test stream: unique within this process, and in a range of its
+/// own per process id. The server refuses two dumps with the same id (MariaDB error 4052), and
+/// tests stream in parallel.
+pub fn replica_server_id() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 64;
+    10_000 + (std::process::id() % 50_000) * 64 + n
+}
+
 /// The server's current binlog file and position (`SHOW MASTER STATUS`).
 pub fn current_position() -> (String, u64) {
     let status = sql("SHOW MASTER STATUS");

@@ -80,13 +80,7 @@ fn cfg(user_var: &str, pw_var: &str) -> ConnectConfig {
         host: env("MES_TEST_HOST").unwrap_or_default(),
         user: env(user_var).unwrap_or_default(),
         password: env(pw_var).unwrap_or_default(),
-        // A distinct replica id per connection: tests run in parallel and the server refuses
-        // two dumps with the same id (error 4052).
-        server_id: {
-            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            4000 + (std::process::id() % 1000) * 20
-                + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        },
+        server_id: mes_testkit::live::replica_server_id(),
         start: StartPosition::MariaGtid(String::new()),
         stop_at_end: true,
         connect_timeout: Duration::from_secs(10),
