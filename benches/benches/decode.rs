@@ -1,21 +1,40 @@
-//! Decode throughput of `mysql-binlog-codec` on a large real binlog (DESIGN.md §6).
+//! Decode and change-event assembly throughput of `mysql-binlog-codec` on large real binlogs
+//! (DESIGN.md §6).
 //!
-//! Input, first found:
-//! 1. `$MES_BENCH_BINLOG` (a binlog file, optionally gzip-wrapped);
-//! 2. `build/bench/bench.binlog`, written by `benches/gen-bench-binlog.sh N` (real MariaDB, the
-//!    §6 reference table, N inserts + N updates + N deletes);
-//! 3. otherwise the largest corpus binlog that decodes cleanly (`$MES_CORPUS_DIR`, default
-//!    `../shared/corpus`), with a printed note: small, so only indicative.
+//! Inputs (generate them with `bash benches/gen-bench-binlog.sh N all`, real MariaDB 10.11):
+//! - **ref**, first found: `$MES_BENCH_BINLOG` (a binlog file, optionally gzip-wrapped);
+//!   `build/bench/bench.binlog` (the §6 reference table, N inserts + N updates + N deletes);
+//!   otherwise the largest corpus binlog that decodes cleanly (`$MES_CORPUS_DIR`, default
+//!   `../shared/corpus`), with a printed note: small, so only indicative;
+//! - **wide**: `build/bench/bench-wide.binlog`, a 30-column table of mixed types;
+//! - **json**: `build/bench/bench-json.binlog`, a JSON-heavy table (~1 KB documents; MariaDB
+//!   logs JSON as text);
+//! - **compressed**: `build/bench/bench-compressed.binlog`, the reference workload written with
+//!   MariaDB's `log_bin_compress=ON` (compressed rows events, zlib).
+//!
+//! A missing optional input is skipped with a printed note.
 //!
 //! Benchmarks:
-//! - `decode/full`: every event framed, CRC32 verified, every rows event's rows decoded with
-//!   every value, transaction payloads iterated — throughput in bytes;
-//! - `decode/no_crc`: the same without CRC verification;
-//! - `decode/framing_only`: events framed, CRC verified and typed, rows not decoded;
-//! - `decode_rows/full`: `decode/full` again, throughput in row changes (an UPDATE's
-//!   before + after pair counts once).
+//! - `decode/{full,no_crc,framing_only}` (ref): every event framed, CRC32 verified (not in
+//!   `no_crc`), every rows event's rows decoded with every value, transaction payloads
+//!   iterated (not in `framing_only`, which only frames, verifies and types events) —
+//!   throughput in bytes; `decode_rows/full`: the same full decode in row changes (an
+//!   UPDATE's before + after pair counts once);
+//! - `decode_{wide,json,compressed}/full` and `decode_{wide,json,compressed}_rows/full`: the
+//!   full decode of the other inputs, in bytes and in row changes;
+//! - `engine/<input>` and `engine_rows/<input>`: change-event assembly — the sans-IO
+//!   [`Engine`] fed the whole binlog (`handle_input` / `poll_event`, CRC on), every row change
+//!   handed out as an owned event with its table, position and GTID; bytes and row changes;
+//! - `json_binary/to_text`: MySQL binary JSON documents (no MySQL server is available here, so
+//!   they are built with the codec's own encoder, `JsonDom::to_binary`) rendered as text the way
+//!   `SELECT` prints them — throughput in bytes of binary JSON.
 //!
-//! `cargo bench -p mes-benches --bench decode`
+//! Guard: before measuring, the full decode of the reference input (when it has at least 10 000
+//! row changes) must reach 1 M row changes/s — ten times the 100 k events/s the original
+//! `mysql-event-stream` advertises — best of three passes, or the bench panics. The engine's
+//! rate is printed beside it (not enforced).
+//!
+//! `cargo bench -p mes-benches --bench decode` (a filter selects benchmarks, e.g. `-- engine`).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -23,10 +42,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use mysql_binlog_codec::engine::{Engine, EngineConfig, EngineEvent};
+use mysql_binlog_codec::json::{JsonBinary, JsonDom};
 use mysql_binlog_codec::{
     BinlogDecoder, DecodeError, DecoderConfig, EventData, RowsEvent, TableMap,
 };
+
+/// The original package's advertised rate (events/s); the guard requires ten times it.
+const ORIGINAL_ADVERTISED_PER_SEC: f64 = 100_000.0;
+const GUARD_FACTOR: f64 = 10.0;
+const GUARD_MIN_ROWS: u64 = 10_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -106,6 +132,42 @@ fn decode_all(bytes: &[u8], mode: Mode) -> Result<Stats, String> {
     Ok(stats)
 }
 
+/// Change-event assembly: feed the whole binlog to the engine and take every event out.
+/// Returns (row changes, other events handed out).
+fn assemble(bytes: &[u8]) -> Result<(u64, u64), String> {
+    let mut engine = Engine::new(EngineConfig::default().with_file_name("bench-bin.000001"));
+    let (mut rows, mut others) = (0u64, 0u64);
+    let mut input = bytes;
+    loop {
+        let used = engine.handle_input(input).map_err(|e| e.to_string())?;
+        input = &input[used..];
+        let mut polled = 0u64;
+        while let Some(ev) = engine.poll_event() {
+            polled += 1;
+            match &ev {
+                EngineEvent::Change(_) => rows += 1,
+                _ => others += 1,
+            }
+            black_box(ev);
+        }
+        if input.is_empty() {
+            break;
+        }
+        if used == 0 && polled == 0 {
+            return Err("the engine consumed nothing and handed out nothing".into());
+        }
+    }
+    engine.handle_eof().map_err(|e| e.to_string())?;
+    while let Some(ev) = engine.poll_event() {
+        match &ev {
+            EngineEvent::Change(_) => rows += 1,
+            _ => others += 1,
+        }
+        black_box(ev);
+    }
+    Ok((rows, others))
+}
+
 fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent().unwrap_or(here).to_path_buf()
@@ -160,7 +222,7 @@ fn corpus_fallback() -> Option<(String, Vec<u8>)> {
     best
 }
 
-fn load_input() -> (String, Vec<u8>) {
+fn load_reference() -> (String, Vec<u8>) {
     if let Some(path) = std::env::var_os("MES_BENCH_BINLOG") {
         let path = PathBuf::from(path);
         let bytes = read_binlog(&path)
@@ -182,14 +244,43 @@ fn load_input() -> (String, Vec<u8>) {
         .expect("no bench input: set MES_BENCH_BINLOG or run benches/gen-bench-binlog.sh")
 }
 
-fn bench_decode(c: &mut Criterion) {
-    let (name, bytes) = load_input();
+/// An optional generated input, or `None` with a printed note.
+fn load_optional(short: &str, file: &str, kind: &str) -> Option<(String, Vec<u8>)> {
+    let path = repo_root().join("build/bench").join(file);
+    if !path.is_file() {
+        eprintln!(
+            "note: {} missing: the `{short}` benchmarks are skipped \
+             (bash benches/gen-bench-binlog.sh N {kind})",
+            path.display()
+        );
+        return None;
+    }
+    let bytes = read_binlog(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Some((path.display().to_string(), bytes))
+}
+
+/// One bench input, validated (decoded fully once, assembled once) before any timing.
+struct Input {
+    short: &'static str,
+    bytes: Vec<u8>,
+    stats: Stats,
+    /// One full decode pass (sizes the measurement time).
+    one_pass: Duration,
+}
+
+fn validate(short: &'static str, name: &str, bytes: Vec<u8>) -> Input {
     let start = Instant::now();
     let stats = decode_all(&bytes, Mode::Full)
         .unwrap_or_else(|e| panic!("{name} does not decode cleanly: {e}"));
     let one_pass = start.elapsed();
+    let (rows, _) = assemble(&bytes).unwrap_or_else(|e| panic!("{name}: the engine failed: {e}"));
+    assert_eq!(
+        rows, stats.rows,
+        "{name}: the engine handed out {rows} row changes, the decoder saw {}",
+        stats.rows
+    );
     eprintln!(
-        "bench input: {name}: {} bytes ({:.1} MiB), {} events, {} row changes, {} values; \
+        "bench input {short}: {name}: {} bytes ({:.1} MiB), {} events, {} row changes, {} values; \
          one full pass {:.3} s",
         bytes.len(),
         bytes.len() as f64 / (1024.0 * 1024.0),
@@ -198,40 +289,225 @@ fn bench_decode(c: &mut Criterion) {
         stats.values,
         one_pass.as_secs_f64()
     );
-    // Ten samples of at least one pass each, whatever the input size.
-    let measure = (one_pass * 12).max(Duration::from_secs(5));
-    let warm_up = one_pass.max(Duration::from_secs(1));
-
-    let mut group = c.benchmark_group("decode");
-    group
-        .sample_size(10)
-        .measurement_time(measure)
-        .warm_up_time(warm_up)
-        .throughput(Throughput::Bytes(bytes.len() as u64));
-    for (id, mode) in [
-        ("full", Mode::Full),
-        ("no_crc", Mode::NoCrc),
-        ("framing_only", Mode::FramingOnly),
-    ] {
-        group.bench_function(id, |b| {
-            b.iter(|| decode_all(black_box(&bytes), mode).map(|s| s.events))
-        });
-    }
-    group.finish();
-
-    if stats.rows > 0 {
-        let mut group = c.benchmark_group("decode_rows");
-        group
-            .sample_size(10)
-            .measurement_time(measure)
-            .warm_up_time(warm_up)
-            .throughput(Throughput::Elements(stats.rows));
-        group.bench_function("full", |b| {
-            b.iter(|| decode_all(black_box(&bytes), Mode::Full).map(|s| s.rows))
-        });
-        group.finish();
+    Input {
+        short,
+        bytes,
+        stats,
+        one_pass,
     }
 }
 
-criterion_group!(benches, bench_decode);
+/// Best of three passes of `f` in row changes per second.
+fn best_rate(rows: u64, mut f: impl FnMut()) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        f();
+        best = best.min(start.elapsed());
+    }
+    rows as f64 / best.as_secs_f64().max(1e-9)
+}
+
+/// The full decode must stay far above the original's advertised rate (the engine's rate is
+/// printed beside it).
+fn guard(input: &Input) {
+    if input.stats.rows < GUARD_MIN_ROWS {
+        eprintln!(
+            "note: guard skipped: {} has only {} row changes (< {GUARD_MIN_ROWS})",
+            input.short, input.stats.rows
+        );
+        return;
+    }
+    let floor = ORIGINAL_ADVERTISED_PER_SEC * GUARD_FACTOR;
+    let decode = best_rate(input.stats.rows, || {
+        black_box(decode_all(black_box(&input.bytes), Mode::Full).ok());
+    });
+    let engine = best_rate(input.stats.rows, || {
+        black_box(assemble(black_box(&input.bytes)).ok());
+    });
+    eprintln!(
+        "guard: full decode {:.2} M row changes/s = {:.1}x the original's advertised {:.0} k \
+         events/s (required: >= {GUARD_FACTOR}x); engine {:.2} M row changes/s = {:.1}x",
+        decode / 1e6,
+        decode / ORIGINAL_ADVERTISED_PER_SEC,
+        ORIGINAL_ADVERTISED_PER_SEC / 1e3,
+        engine / 1e6,
+        engine / ORIGINAL_ADVERTISED_PER_SEC,
+    );
+    assert!(
+        decode >= floor,
+        "GUARD FAILED: the full decode's {decode:.0} row changes/s is below {floor:.0} \
+         ({GUARD_FACTOR}x the original's advertised rate)"
+    );
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, one_pass: Duration) {
+    // Ten samples of at least one pass each, whatever the input size.
+    group
+        .sample_size(10)
+        .measurement_time((one_pass * 12).max(Duration::from_secs(5)))
+        .warm_up_time(one_pass.max(Duration::from_secs(1)));
+}
+
+fn bench_full_decode(c: &mut Criterion, input: &Input, group: &str, all_modes: bool) {
+    let bytes = &input.bytes;
+    let mut g = c.benchmark_group(group);
+    configure(&mut g, input.one_pass);
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    let modes: &[(&str, Mode)] = if all_modes {
+        &[
+            ("full", Mode::Full),
+            ("no_crc", Mode::NoCrc),
+            ("framing_only", Mode::FramingOnly),
+        ]
+    } else {
+        &[("full", Mode::Full)]
+    };
+    for &(id, mode) in modes {
+        g.bench_function(id, |b| {
+            b.iter(|| decode_all(black_box(bytes), mode).map(|s| s.events))
+        });
+    }
+    g.finish();
+
+    if input.stats.rows > 0 {
+        let mut g = c.benchmark_group(format!("{group}_rows"));
+        configure(&mut g, input.one_pass);
+        g.throughput(Throughput::Elements(input.stats.rows));
+        g.bench_function("full", |b| {
+            b.iter(|| decode_all(black_box(bytes), Mode::Full).map(|s| s.rows))
+        });
+        g.finish();
+    }
+}
+
+fn bench_engine(c: &mut Criterion, inputs: &[Input]) {
+    let mut g = c.benchmark_group("engine");
+    for input in inputs {
+        configure(&mut g, input.one_pass * 2);
+        g.throughput(Throughput::Bytes(input.bytes.len() as u64));
+        g.bench_function(input.short, |b| {
+            b.iter(|| assemble(black_box(&input.bytes)))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("engine_rows");
+    for input in inputs.iter().filter(|i| i.stats.rows > 0) {
+        configure(&mut g, input.one_pass * 2);
+        g.throughput(Throughput::Elements(input.stats.rows));
+        g.bench_function(input.short, |b| {
+            b.iter(|| assemble(black_box(&input.bytes)))
+        });
+    }
+    g.finish();
+}
+
+/// A customer-like document of roughly 1 KB (the shape of the `json` workload's documents).
+fn json_doc(i: u64) -> JsonDom {
+    let s = |v: String| JsonDom::String(v);
+    let hex = |x: u64| format!("{:016x}{:016x}", x.wrapping_mul(0x9e37_79b9_7f4a_7c15), !x);
+    let orders = (0..3)
+        .map(|k| {
+            JsonDom::Object(vec![
+                ("sku".into(), s(hex(i * 3 + k))),
+                ("qty".into(), JsonDom::Int(((i + k) % 9) as i64)),
+                (
+                    "price".into(),
+                    JsonDom::Double(((i * 7 + k) % 10_000) as f64 / 100.0),
+                ),
+            ])
+        })
+        .collect();
+    JsonDom::Object(vec![
+        ("id".into(), JsonDom::Int(i as i64)),
+        ("name".into(), s(format!("customer {i}"))),
+        ("email".into(), s(format!("user{i}@example.com"))),
+        ("active".into(), JsonDom::Bool(i % 2 == 0)),
+        ("score".into(), JsonDom::Double(i as f64 / 7.0)),
+        (
+            "balance".into(),
+            JsonDom::Decimal(format!("{}.{:02}", i % 10_000, i % 100)),
+        ),
+        ("note".into(), JsonDom::Null),
+        (
+            "address".into(),
+            JsonDom::Object(vec![
+                ("street".into(), s(format!("{} Main Street", i % 999))),
+                (
+                    "city".into(),
+                    s(["Berlin", "Paris", "Lisbon", "Oslo"][(i % 4) as usize].into()),
+                ),
+                ("zip".into(), s(format!("{:05}", i % 100_000))),
+                (
+                    "geo".into(),
+                    JsonDom::Array(vec![
+                        JsonDom::Int((i % 90) as i64),
+                        JsonDom::Int((i % 180) as i64),
+                    ]),
+                ),
+            ]),
+        ),
+        ("orders".into(), JsonDom::Array(orders)),
+        (
+            "history".into(),
+            JsonDom::Array((0..8).map(|k| JsonDom::UInt(i + k)).collect()),
+        ),
+        ("bio".into(), s(format!("{} ", hex(i)).repeat(6))),
+    ])
+}
+
+fn bench_json_binary(c: &mut Criterion) {
+    let docs: Vec<Vec<u8>> = (1..=2000).map(|i| json_doc(i).to_binary()).collect();
+    let total: usize = docs.iter().map(Vec::len).sum();
+    let mut text = String::new();
+    for d in &docs {
+        text.clear();
+        JsonBinary::new(d)
+            .write_text(&mut text)
+            .unwrap_or_else(|e| panic!("the encoder's own document does not decode: {e}"));
+    }
+    eprintln!(
+        "bench input json_binary: 2000 documents built with JsonDom::to_binary, {total} bytes \
+         of binary JSON (~{} bytes each; last as text: {} bytes)",
+        total / docs.len(),
+        text.len()
+    );
+    let mut g = c.benchmark_group("json_binary");
+    g.throughput(Throughput::Bytes(total as u64));
+    g.bench_function("to_text", |b| {
+        let mut out = String::with_capacity(4096);
+        b.iter(|| {
+            for d in &docs {
+                out.clear();
+                let r = JsonBinary::new(black_box(d)).write_text(&mut out);
+                black_box((&r, &out));
+            }
+        })
+    });
+    g.finish();
+}
+
+fn bench_all(c: &mut Criterion) {
+    let (name, bytes) = load_reference();
+    let mut inputs = vec![validate("ref", &name, bytes)];
+    guard(&inputs[0]);
+    for (short, file, kind) in [
+        ("wide", "bench-wide.binlog", "wide"),
+        ("json", "bench-json.binlog", "json"),
+        ("compressed", "bench-compressed.binlog", "ref-compressed"),
+    ] {
+        if let Some((name, bytes)) = load_optional(short, file, kind) {
+            inputs.push(validate(short, &name, bytes));
+        }
+    }
+
+    bench_full_decode(c, &inputs[0], "decode", true);
+    for input in &inputs[1..] {
+        bench_full_decode(c, input, &format!("decode_{}", input.short), false);
+    }
+    bench_engine(c, &inputs);
+    bench_json_binary(c);
+}
+
+criterion_group!(benches, bench_all);
 criterion_main!(benches);
