@@ -3,11 +3,16 @@
 //!
 //! The reader thread moves bytes between a `TcpStream` and the sans-IO
 //! [`mysql_repl_proto::Connection`], feeds the binlog events to the change-event
-//! [`Engine`], and hands change events to the consumer through a queue bounded by count and by
-//! bytes: a slow consumer stops the reader, whose socket then stops being read, so the server is
-//! throttled by TCP instead of the connection being lost. Network failures reconnect with capped,
-//! jittered backoff and resume from the last transaction boundary the reader finished, so
-//! committed transactions are delivered at least once, and never half.
+//! [`Engine`](mysql_binlog_codec::engine::Engine), and hands change events to the consumer
+//! through a queue bounded by count and by bytes: a slow consumer stops the reader, whose socket
+//! then stops being read, so the server is throttled by TCP instead of the connection being
+//! lost. Network failures reconnect with capped, jittered backoff and resume from the last
+//! transaction boundary the reader finished, so committed transactions are delivered at least
+//! once, and never half.
+//!
+//! [`RawBinlogStream`] is the same driver for consumers that decode binlog events themselves:
+//! it hands out every event undecoded ([`RawEvent`]: header, bytes, binlog file and offset) and
+//! resumes by file and offset right after the last event it queued.
 //!
 //! Logs go through [`tracing`] (target `mes_blocking`; rotation and lag lines `mes_blocking::obs`):
 //! INFO on connect (host, port, TLS on / verified, auth plugin, server version, flavor, start
@@ -44,102 +49,18 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mysql_binlog_codec::engine::{Checkpoint, Engine, EngineConfig, EngineEvent, GtidCheckpoint};
+use mysql_binlog_codec::engine::{
+    Checkpoint, EngineConfig, EngineEvent, GtidCheckpoint, Position, SchemaSource,
+};
 pub use mysql_repl_proto::ServerInfo;
 use mysql_repl_proto::{ConnEvent, ConnectConfig, Connection, Output, ProtoError, StartPosition};
+use session::{Mode, Out};
 
-/// Connection bookkeeping shared by both drivers (this one and mes-tokio): where to (re)start
-/// and the engine a freshly started dump feeds. Not a stable API.
 #[doc(hidden)]
-pub mod session {
-    use mysql_binlog_codec::engine::{
-        Checkpoint, Engine, GtidCheckpoint, MariaGtidPos, MysqlGtidSet, Position, SchemaSource,
-    };
-    use mysql_binlog_codec::{ChecksumAlg, DecoderConfig, MagicMode};
-    use mysql_repl_proto::{Flavor, ServerInfo, StartPosition};
+pub mod session;
 
-    use crate::StreamConfig;
-
-    /// Where to (re)start: the last transaction the driver finished, else the configured start.
-    pub fn start_position(last: Option<&Checkpoint>, configured: &StartPosition) -> StartPosition {
-        let Some(cp) = last else {
-            return configured.clone();
-        };
-        match &cp.gtid {
-            GtidCheckpoint::Mysql(s) if !s.is_empty() => StartPosition::MysqlGtidSet(s.to_string()),
-            GtidCheckpoint::Maria(p) if !p.is_empty() => StartPosition::MariaGtid(p.to_string()),
-            _ if !cp.position.file.is_empty() && cp.position.offset >= 4 => {
-                StartPosition::FilePosition {
-                    file: cp.position.file.to_string(),
-                    position: cp.position.offset,
-                }
-            }
-            _ => configured.clone(),
-        }
-    }
-
-    /// The engine for a connection whose dump just started from `start`: checksum framing as
-    /// negotiated, the schema source, and a checkpoint seeded with where the dump starts (the
-    /// resume point, or the resolved start), so a connection lost before the first transaction
-    /// resumes there — a "current" start must not become a later "current". Logs the connect.
-    pub fn engine_for(
-        config: &StreamConfig,
-        info: &ServerInfo,
-        start: &StartPosition,
-        last: Option<&Checkpoint>,
-        schema: Option<Box<dyn SchemaSource + Send>>,
-    ) -> Engine {
-        tracing::info!(
-            host = %config.host,
-            port = config.port,
-            tls = info.tls,
-            tls_verified = info.tls_verified,
-            auth_plugin = %info.auth_plugin,
-            server_version = %info.server_version,
-            flavor = ?info.flavor,
-            connection_id = info.connection_id,
-            checksum = info.checksum,
-            start = %crate::obs::describe_start(start),
-            resume = last.is_some(),
-            "connected; binlog dump started"
-        );
-        let checksum = if info.checksum {
-            ChecksumAlg::Crc32
-        } else {
-            ChecksumAlg::Off
-        };
-        let dec = DecoderConfig::default()
-            .with_magic(MagicMode::None)
-            .with_initial_checksum(checksum);
-        let mut engine = Engine::new(config.engine.clone().with_decoder(dec));
-        if let Some(schema) = schema {
-            engine.set_schema_source(schema);
-        }
-        if let Some(cp) = last {
-            engine.set_start_gtid(cp.gtid.clone());
-            engine.set_start_position(cp.position.clone());
-            return engine;
-        }
-        match (start, &info.start_file) {
-            (StartPosition::MysqlGtidSet(s), _) if info.flavor == Flavor::Mysql => {
-                if let Some(set) = MysqlGtidSet::parse(s) {
-                    engine.set_start_gtid(GtidCheckpoint::Mysql(set));
-                }
-            }
-            (StartPosition::MariaGtid(p), _) => {
-                if let Some(pos) = MariaGtidPos::parse(p) {
-                    engine.set_start_gtid(GtidCheckpoint::Maria(pos));
-                }
-            }
-            (_, Some((file, pos))) => engine.set_start_position(Position {
-                file: file.as_str().into(),
-                offset: *pos,
-            }),
-            _ => {}
-        }
-        engine
-    }
-}
+mod raw;
+pub use raw::RawEvent;
 
 /// Helpers shared by the drivers' structured logs (`tracing`): a start position as text, binlog
 /// rotation detection and a rate-limited replication-lag report. Not a stable API.
@@ -148,7 +69,7 @@ pub mod obs {
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use mysql_binlog_codec::engine::{Checkpoint, EngineEvent};
+    use mysql_binlog_codec::engine::{Checkpoint, EngineEvent, Position};
     use mysql_repl_proto::StartPosition;
 
     /// How often the lag is logged at most.
@@ -177,7 +98,12 @@ pub mod obs {
     impl StreamLog {
         /// A checkpoint was reached: log a rotation when its binlog file changed.
         pub fn checkpoint(&mut self, cp: &Checkpoint) {
-            let file = &cp.position.file;
+            self.position(&cp.position);
+        }
+
+        /// The stream reached `position`: log a rotation when its binlog file changed.
+        pub fn position(&mut self, position: &Position) {
+            let file = &position.file;
             if file.is_empty() || self.file.as_deref() == Some(&**file) {
                 return;
             }
@@ -185,20 +111,25 @@ pub mod obs {
                 Some(from) => tracing::info!(
                     from = %from,
                     to = %file,
-                    offset = cp.position.offset,
+                    offset = position.offset,
                     "binlog rotated"
                 ),
-                None => tracing::debug!(file = %file, offset = cp.position.offset, "binlog file"),
+                None => tracing::debug!(file = %file, offset = position.offset, "binlog file"),
             }
         }
 
         /// A change event was handed on: log the lag now and then.
         pub fn event(&mut self, ev: &EngineEvent) {
-            let ts = match ev {
-                EngineEvent::Change(c) => c.timestamp,
-                EngineEvent::Statement(s) => s.timestamp,
-                _ => return,
-            };
+            match ev {
+                EngineEvent::Change(c) => self.timestamp(c.timestamp),
+                EngineEvent::Statement(s) => self.timestamp(s.timestamp),
+                _ => {}
+            }
+        }
+
+        /// An event written at `ts` (seconds since the epoch; 0 = unknown) was handed on: log
+        /// the lag now and then.
+        pub fn timestamp(&mut self, ts: u32) {
             if ts == 0 || !tracing::enabled!(tracing::Level::DEBUG) {
                 return;
             }
@@ -559,9 +490,12 @@ impl mysql_binlog_codec::engine::SchemaSource for SchemaLookup {
     }
 }
 
-enum Msg {
-    Event(EngineEvent, usize),
+enum Msg<T> {
+    /// An item and the bytes it counts against the budget.
+    Item(T, usize),
+    /// Every item before this message belongs to transactions up to this checkpoint.
     Checkpoint(Checkpoint),
+    /// Final error.
     Error(StreamError),
 }
 
@@ -570,17 +504,6 @@ enum Msg {
 struct Budget {
     used: Mutex<usize>,
     freed: Condvar,
-}
-
-/// A running stream: an iterator of change events.
-pub struct BinlogStream {
-    rx: Receiver<Msg>,
-    budget: Arc<Budget>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-    checkpoint: Checkpoint,
-    finished: bool,
-    queue_bytes: usize,
 }
 
 /// A handle that stops the stream from any thread.
@@ -598,18 +521,39 @@ impl StopHandle {
     }
 }
 
-impl BinlogStream {
-    /// Connect (the first connection is made before this returns, so bad credentials, TLS or
-    /// server configuration fail here) and start the reader thread.
-    pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
+/// The consumer end of a reader thread: the queue, the byte budget, the stop flag. Both
+/// stream kinds are one of these around their mode's items.
+struct Queue<T> {
+    rx: Receiver<Msg<T>>,
+    budget: Arc<Budget>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    finished: bool,
+    queue_bytes: usize,
+}
+
+impl<T: Send + 'static> Queue<T> {
+    /// Connect (the first connection is made before this returns) and start the reader thread.
+    /// Also returns the mode's resume point after connecting (the resolved start).
+    fn start<M: Mode<Item = T>>(
+        config: StreamConfig,
+        mode: M,
+    ) -> Result<(Self, Option<Checkpoint>), StreamError> {
         let (tx, rx) = mpsc::sync_channel(config.queue_events.max(1));
         let queue_bytes = config.queue_bytes;
         let budget = Arc::new(Budget::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = Reader::new(config, tx, budget.clone(), stop.clone());
+        let mut reader = Reader {
+            config,
+            tx,
+            budget: budget.clone(),
+            stop: stop.clone(),
+            mode,
+        };
         let session = reader.connect().inspect_err(|e| {
             tracing::error!(addr = %reader.addr(), error = %e, "connect failed");
         })?;
+        let resume = reader.mode.resume().cloned();
         // The reader thread logs to the subscriber that is current here.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let thread = std::thread::Builder::new()
@@ -619,27 +563,27 @@ impl BinlogStream {
                 addr: String::new(),
                 message: e.to_string(),
             })?;
-        Ok(Self {
+        let queue = Self {
             rx,
             budget,
             stop,
             thread: Some(thread),
-            checkpoint: Checkpoint::default(),
             finished: false,
             queue_bytes,
-        })
+        };
+        Ok((queue, resume))
     }
+}
 
-    /// A handle to stop the stream from another thread.
-    pub fn stop_handle(&self) -> StopHandle {
+impl<T> Queue<T> {
+    fn stop_handle(&self) -> StopHandle {
         StopHandle {
             stop: self.stop.clone(),
             budget: self.budget.clone(),
         }
     }
 
-    /// Stop the reader thread and wait for it.
-    pub fn stop(&mut self) {
+    fn stop(&mut self) {
         self.stop_handle().stop();
         if let Some(t) = self.thread.take() {
             // Drain until the reader has ended: it checks the stop flag only between batches,
@@ -655,28 +599,18 @@ impl BinlogStream {
         self.finished = true;
     }
 
-    /// The checkpoint of what was handed out: every transaction up to it has been returned by
-    /// `next`. Persist it after processing.
-    pub fn checkpoint(&self) -> &Checkpoint {
-        &self.checkpoint
-    }
-
-    /// Bytes of events waiting in the queue (approximate), and the queue's byte limit.
-    pub fn queue_fill(&self) -> (usize, usize) {
+    fn queue_fill(&self) -> (usize, usize) {
         let used = self.budget.used.lock().map(|u| *u).unwrap_or(0);
         (used, self.queue_bytes)
     }
 
-    /// [`BinlogStream::checkpoint`] as a persistable string.
-    pub fn checkpoint_string(&self) -> String {
-        checkpoint_to_string(&self.checkpoint)
-    }
-
-    /// The next event, waiting at most `timeout`; `Ok(None)` on timeout.
-    pub fn next_timeout(
+    /// The next item, waiting at most `timeout`; `Ok(None)` on timeout. Checkpoint messages
+    /// met on the way update `checkpoint`.
+    fn next_timeout(
         &mut self,
         timeout: Duration,
-    ) -> Option<Result<Option<EngineEvent>, StreamError>> {
+        checkpoint: &mut Checkpoint,
+    ) -> Option<Result<Option<T>, StreamError>> {
         let deadline = Instant::now() + timeout;
         loop {
             if self.finished {
@@ -684,14 +618,14 @@ impl BinlogStream {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
-                Ok(Msg::Event(ev, bytes)) => {
+                Ok(Msg::Item(item, bytes)) => {
                     if let Ok(mut used) = self.budget.used.lock() {
                         *used = used.saturating_sub(bytes);
                     }
                     self.budget.freed.notify_all();
-                    return Some(Ok(Some(ev)));
+                    return Some(Ok(Some(item)));
                 }
-                Ok(Msg::Checkpoint(cp)) => self.checkpoint = cp,
+                Ok(Msg::Checkpoint(cp)) => *checkpoint = cp,
                 Ok(Msg::Error(e)) => {
                     self.finished = true;
                     return Some(Err(e));
@@ -712,15 +646,12 @@ impl BinlogStream {
             }
         }
     }
-}
 
-impl Iterator for BinlogStream {
-    type Item = Result<EngineEvent, StreamError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next item, however long it takes; `None` once the stream stopped or ended.
+    fn next(&mut self, checkpoint: &mut Checkpoint) -> Option<Result<T, StreamError>> {
         loop {
-            match self.next_timeout(Duration::from_secs(3600))? {
-                Ok(Some(ev)) => return Some(Ok(ev)),
+            match self.next_timeout(Duration::from_secs(3600), checkpoint)? {
+                Ok(Some(item)) => return Some(Ok(item)),
                 Ok(None) => continue,
                 Err(e) => return Some(Err(e)),
             }
@@ -728,9 +659,159 @@ impl Iterator for BinlogStream {
     }
 }
 
-impl Drop for BinlogStream {
+impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A running stream: an iterator of change events.
+pub struct BinlogStream {
+    queue: Queue<EngineEvent>,
+    checkpoint: Checkpoint,
+}
+
+/// The column-name lookup the blocking driver plugs into the engine.
+fn schema_lookup(config: &StreamConfig) -> Box<dyn SchemaSource + Send> {
+    Box::new(SchemaLookup::new(
+        &config.host,
+        config.port,
+        &config.connect,
+    ))
+}
+
+impl BinlogStream {
+    /// Connect (the first connection is made before this returns, so bad credentials, TLS or
+    /// server configuration fail here) and start the reader thread.
+    pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
+        let (queue, _) = Queue::start(config, session::Changes::new(schema_lookup))?;
+        Ok(Self {
+            queue,
+            checkpoint: Checkpoint::default(),
+        })
+    }
+
+    /// A handle to stop the stream from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.queue.stop_handle()
+    }
+
+    /// Stop the reader thread and wait for it.
+    pub fn stop(&mut self) {
+        self.queue.stop();
+    }
+
+    /// The checkpoint of what was handed out: every transaction up to it has been returned by
+    /// `next`. Persist it after processing.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Bytes of events waiting in the queue (approximate), and the queue's byte limit.
+    pub fn queue_fill(&self) -> (usize, usize) {
+        self.queue.queue_fill()
+    }
+
+    /// [`BinlogStream::checkpoint`] as a persistable string.
+    pub fn checkpoint_string(&self) -> String {
+        checkpoint_to_string(&self.checkpoint)
+    }
+
+    /// The next event, waiting at most `timeout`; `Ok(None)` on timeout.
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<Result<Option<EngineEvent>, StreamError>> {
+        self.queue.next_timeout(timeout, &mut self.checkpoint)
+    }
+}
+
+impl Iterator for BinlogStream {
+    type Item = Result<EngineEvent, StreamError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.queue.next(&mut self.checkpoint)
+    }
+}
+
+/// A running stream of raw binlog events ([`RawEvent`]): every event the server sends, with
+/// its binlog file and offset, undecoded — for consumers that decode events themselves.
+///
+/// It runs like [`BinlogStream`] (reader thread, queue bounded by count and by bytes,
+/// reconnection with backoff, stop) and resumes by file and offset right after the last event
+/// it queued; [`RawEvent`] says exactly what that guarantees.
+///
+/// The stream's `engine` and `schema_lookup` settings are not used.
+pub struct RawBinlogStream {
+    queue: Queue<RawEvent>,
+    position: Position,
+}
+
+impl RawBinlogStream {
+    /// Connect (the first connection is made before this returns, so bad credentials, TLS or
+    /// server configuration fail here) and start the reader thread.
+    pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
+        let (queue, resume) = Queue::start(config, session::Raw::default())?;
+        Ok(Self {
+            queue,
+            position: resume.map(|cp| cp.position).unwrap_or_default(),
+        })
+    }
+
+    /// A handle to stop the stream from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.queue.stop_handle()
+    }
+
+    /// Stop the reader thread and wait for it.
+    pub fn stop(&mut self) {
+        self.queue.stop();
+    }
+
+    /// The resume point after the last event handed out ([`RawEvent::resume`]); before the
+    /// first, the resolved start position (empty for a GTID start).
+    pub fn resume_point(&self) -> &Position {
+        &self.position
+    }
+
+    /// [`RawBinlogStream::resume_point`] as a persistable string, `file:<name>:<offset>` (see
+    /// [`start_from_string`]).
+    pub fn resume_string(&self) -> String {
+        checkpoint_to_string(&Checkpoint {
+            position: self.position.clone(),
+            gtid: GtidCheckpoint::None,
+        })
+    }
+
+    /// Bytes of events waiting in the queue (approximate), and the queue's byte limit.
+    pub fn queue_fill(&self) -> (usize, usize) {
+        self.queue.queue_fill()
+    }
+
+    /// The next event, waiting at most `timeout`; `Ok(None)` on timeout.
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<Result<Option<RawEvent>, StreamError>> {
+        let mut unused = Checkpoint::default();
+        let got = self.queue.next_timeout(timeout, &mut unused);
+        if let Some(Ok(Some(ev))) = &got {
+            self.position = ev.resume.clone();
+        }
+        got
+    }
+}
+
+impl Iterator for RawBinlogStream {
+    type Item = Result<RawEvent, StreamError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut unused = Checkpoint::default();
+        let got = self.queue.next(&mut unused);
+        if let Some(Ok(ev)) = &got {
+            self.position = ev.resume.clone();
+        }
+        got
     }
 }
 
@@ -739,34 +820,17 @@ struct Session {
     conn: Connection,
 }
 
-struct Reader {
+/// The reader thread: moves bytes between the socket and the protocol state machine, hands
+/// binlog events to its mode and queues what the mode produces.
+struct Reader<M: Mode> {
     config: StreamConfig,
-    tx: SyncSender<Msg>,
+    tx: SyncSender<Msg<M::Item>>,
     budget: Arc<Budget>,
     stop: Arc<AtomicBool>,
-    engine: Option<Engine>,
-    last_checkpoint: Option<Checkpoint>,
-    log: obs::StreamLog,
+    mode: M,
 }
 
-impl Reader {
-    fn new(
-        config: StreamConfig,
-        tx: SyncSender<Msg>,
-        budget: Arc<Budget>,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
-        Self {
-            config,
-            tx,
-            budget,
-            stop,
-            engine: None,
-            last_checkpoint: None,
-            log: obs::StreamLog::default(),
-        }
-    }
-
+impl<M: Mode> Reader<M> {
     fn addr(&self) -> String {
         format!("{}:{}", self.config.host, self.config.port)
     }
@@ -778,12 +842,16 @@ impl Reader {
         }
     }
 
+    /// Where the next connection starts.
+    fn start_position(&self) -> StartPosition {
+        session::start_position(self.mode.resume(), &self.config.connect.start)
+    }
+
     /// Connect and run the protocol until the dump started.
     fn connect(&mut self) -> Result<Session, StreamError> {
         let addr = self.addr();
         let timeout = self.config.connect.connect_timeout;
-        let start =
-            session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start);
+        let start = self.start_position();
         tracing::debug!(
             host = %self.config.host,
             port = self.config.port,
@@ -809,39 +877,21 @@ impl Reader {
         // Drive until Ready.
         loop {
             if let Some(ConnEvent::Ready(info)) = self.step(&mut s)? {
-                let schema: Option<Box<dyn mysql_binlog_codec::engine::SchemaSource + Send>> =
-                    self.config.schema_lookup.then(|| {
-                        Box::new(SchemaLookup::new(
-                            &self.config.host,
-                            self.config.port,
-                            &self.config.connect,
-                        )) as _
-                    });
-                let engine = session::engine_for(
-                    &self.config,
-                    &info,
-                    &cc.start,
-                    self.last_checkpoint.as_ref(),
-                    schema,
-                );
-                if self.last_checkpoint.is_none() {
-                    self.last_checkpoint = Some(engine.checkpoint().clone());
-                }
-                self.engine = Some(engine);
+                self.mode.ready(&self.config, &info, &cc.start);
                 return Ok(s);
             }
         }
     }
 
     /// Drain the connection's outputs once; read from the socket when it waits. Returns the
-    /// first protocol event met (binlog events are fed to the engine directly).
+    /// first protocol event met (binlog events go to the mode directly).
     fn step(&mut self, s: &mut Session) -> Result<Option<ConnEvent>, StreamError> {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match s.conn.poll_output() {
                 Output::Transmit(bytes) => s.sock.write_all(&bytes).map_err(|e| self.io(e))?,
                 Output::Event(ConnEvent::Binlog { event, .. }) => {
-                    self.feed(&event)?;
+                    self.feed(event)?;
                     return Ok(None);
                 }
                 Output::Event(ev) => return Ok(Some(ev)),
@@ -882,45 +932,33 @@ impl Reader {
         }
     }
 
-    /// Feed one binlog event to the engine and forward what it produces.
-    fn feed(&mut self, event: &[u8]) -> Result<(), StreamError> {
-        let mut rest = event;
+    /// Hand one binlog event to the mode and queue what it produces.
+    fn feed(&mut self, mut event: bytes::Bytes) -> Result<(), StreamError> {
+        let mut out = Vec::new();
         loop {
-            let Some(engine) = self.engine.as_mut() else {
-                return Ok(());
-            };
-            let used = engine.handle_input(rest)?;
-            rest = &rest[used..];
-            let mut out = Vec::new();
-            while let Some(ev) = engine.poll_event() {
-                out.push(ev);
+            self.mode.feed(&mut event, &mut out)?;
+            for o in out.drain(..) {
+                match o {
+                    Out::Item(item) => self.send_item(item)?,
+                    Out::Checkpoint(cp) => self.send(Msg::Checkpoint(cp))?,
+                }
             }
-            let cp = engine.checkpoint().clone();
-            for ev in out {
-                self.log.event(&ev);
-                self.send_event(ev)?;
-            }
-            if self.last_checkpoint.as_ref() != Some(&cp) {
-                self.log.checkpoint(&cp);
-                self.last_checkpoint = Some(cp.clone());
-                self.send(Msg::Checkpoint(cp))?;
-            }
-            if rest.is_empty() {
+            if event.is_empty() {
                 return Ok(());
             }
         }
     }
 
-    fn send(&self, msg: Msg) -> Result<(), StreamError> {
+    fn send(&self, msg: Msg<M::Item>) -> Result<(), StreamError> {
         self.tx.send(msg).map_err(|_| StreamError::Io {
             addr: self.addr(),
             message: "consumer went away".into(),
         })
     }
 
-    fn send_event(&self, ev: EngineEvent) -> Result<(), StreamError> {
-        let bytes = ev.approx_size();
-        // Wait for byte budget (a single event larger than the budget still passes alone).
+    fn send_item(&self, item: M::Item) -> Result<(), StreamError> {
+        let bytes = M::size(&item);
+        // Wait for byte budget (a single item larger than the budget still passes alone).
         if let Ok(mut used) = self.budget.used.lock() {
             while *used > 0
                 && *used + bytes > self.config.queue_bytes
@@ -937,7 +975,7 @@ impl Reader {
             }
             *used += bytes;
         }
-        self.send(Msg::Event(ev, bytes))
+        self.send(Msg::Item(item, bytes))
     }
 
     fn run(&mut self, mut session: Session) {
@@ -1008,7 +1046,7 @@ impl Reader {
                     max_attempts = self.config.reconnect.max_attempts,
                     delay_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
                     reason = %last,
-                    resume = %obs::describe_start(&session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start)),
+                    resume = %obs::describe_start(&self.start_position()),
                     "reconnect attempt"
                 );
                 let until = Instant::now() + sleep;
@@ -1055,8 +1093,8 @@ impl Reader {
 
     /// The last checkpoint as text (for logs).
     fn checkpoint_text(&self) -> String {
-        self.last_checkpoint
-            .as_ref()
+        self.mode
+            .resume()
             .map_or_else(|| "none".into(), checkpoint_to_string)
     }
 

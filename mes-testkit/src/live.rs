@@ -299,6 +299,38 @@ pub fn select_rows(db: &str) -> BTreeMap<i64, Vec<String>> {
         .collect()
 }
 
+/// Panics, listing the differing ids (at most 20 of each kind), unless `got` equals `want`.
+pub fn assert_same_rows(
+    got: &BTreeMap<i64, Vec<String>>,
+    want: &BTreeMap<i64, Vec<String>>,
+    what: &str,
+) {
+    if got == want {
+        return;
+    }
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(k))
+        .take(20)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(k))
+        .take(20)
+        .collect();
+    let differ: Vec<_> = want
+        .iter()
+        .filter_map(|(k, v)| got.get(k).filter(|g| *g != v).map(|g| (k, g, v)))
+        .take(20)
+        .collect();
+    panic!(
+        "{what}: {} rows vs {} expected; missing ids {missing:?}; extra ids {extra:?}; \
+         differing rows (got, expected) {differ:?}",
+        got.len(),
+        want.len()
+    );
+}
+
 /// The table as the change events say it is; refuses duplicates and gaps at once.
 #[derive(Clone, Default)]
 pub struct Model {

@@ -1,15 +1,21 @@
 //! tokio driver: stream a live MySQL / MariaDB server's change events with `tokio::net`.
 //!
 //! One spawned task moves bytes between a [`tokio::net::TcpStream`] and the sans-IO
-//! [`mysql_repl_proto::Connection`], feeds the binlog events to the change-event [`Engine`], and
-//! hands change events to the consumer through a channel bounded by count and by bytes: a slow
-//! consumer stops the task, whose socket then stops being read, so the server is throttled by TCP
-//! instead of the connection being lost. Network failures reconnect with capped, jittered backoff
-//! and resume from the last transaction boundary the task finished, so committed transactions
-//! are delivered at least once, and never half.
+//! [`mysql_repl_proto::Connection`], feeds the binlog events to the change-event
+//! [`Engine`](mysql_binlog_codec::engine::Engine), and hands change events to the consumer
+//! through a channel bounded by count and by bytes: a slow consumer stops the task, whose socket
+//! then stops being read, so the server is throttled by TCP instead of the connection being
+//! lost. Network failures reconnect with capped, jittered backoff and resume from the last
+//! transaction boundary the task finished, so committed transactions are delivered at least
+//! once, and never half.
 //!
-//! The semantics are those of the blocking driver (`mes-blocking`); the two drivers are siblings
-//! and do not depend on each other.
+//! The semantics are those of the blocking driver (`mes-blocking`), whose settings, errors,
+//! checkpoint strings and event handling (`mes_blocking::session`) this driver shares; only the
+//! I/O loop is its own.
+//!
+//! [`RawBinlogStream`] is the same driver for consumers that decode binlog events themselves:
+//! it hands out every event undecoded ([`RawEvent`]: header, bytes, binlog file and offset) and
+//! resumes by file and offset right after the last event it queued.
 //!
 //! Logs go through [`tracing`] (target `mes_tokio`; rotation and lag lines `mes_blocking::obs`):
 //! INFO on connect (host, port, TLS on / verified, auth plugin, server version, flavor, start
@@ -49,8 +55,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use mysql_binlog_codec::engine::{Checkpoint, Engine, EngineEvent};
-use mysql_repl_proto::{ConnEvent, Connection, Output, ProtoError, ServerInfo, StartPosition};
+use mysql_binlog_codec::engine::{Checkpoint, EngineEvent, GtidCheckpoint, Position, SchemaSource};
+use mysql_repl_proto::{ConnEvent, Connection, Output, ProtoError, StartPosition};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -61,7 +67,7 @@ use tokio::task::JoinHandle;
 /// briefly (it is only used for TABLE_MAPs without column names, once per table definition).
 struct BlockingLookup(mes_blocking::SchemaLookup);
 
-impl mysql_binlog_codec::engine::SchemaSource for BlockingLookup {
+impl SchemaSource for BlockingLookup {
     fn columns(
         &mut self,
         database: &str,
@@ -77,43 +83,33 @@ impl mysql_binlog_codec::engine::SchemaSource for BlockingLookup {
     }
 }
 
-/// The stream settings, errors, reconnection policy and checkpoint strings are the blocking
-/// driver's (one definition for both drivers; `mes-blocking` has no tokio dependency).
-use mes_blocking::session;
+/// The column-name lookup this driver plugs into the engine.
+fn schema_lookup(config: &StreamConfig) -> Box<dyn SchemaSource + Send> {
+    Box::new(BlockingLookup(mes_blocking::SchemaLookup::new(
+        &config.host,
+        config.port,
+        &config.connect,
+    )))
+}
+
+/// The stream settings, errors, reconnection policy, checkpoint strings and raw events are the
+/// blocking driver's, and so is what the task does with binlog events (`session::Mode`): one
+/// definition for both drivers (`mes-blocking` has no tokio dependency).
+use mes_blocking::session::{self, Mode, Out};
 pub use mes_blocking::{
-    Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
+    RawEvent, Reconnect, StreamConfig, StreamError, checkpoint_to_string, start_from_string,
 };
 
 use mes_blocking::obs;
 use tracing::instrument::WithSubscriber;
 
-enum Msg {
-    /// An event; its permit gives its bytes back to the budget when the consumer takes it.
-    Event(EngineEvent, OwnedSemaphorePermit),
-    /// Every event before this message belongs to transactions up to this checkpoint.
+enum Msg<T> {
+    /// An item; its permit gives its bytes back to the budget when the consumer takes it.
+    Item(T, OwnedSemaphorePermit),
+    /// Every item before this message belongs to transactions up to this checkpoint.
     Checkpoint(Checkpoint),
     /// Final error.
     Error(StreamError),
-}
-
-/// A running stream of change events (also a [`futures_core::Stream`]).
-///
-/// Dropping it stops the driver task (which sends `COM_QUIT` and exits).
-pub struct BinlogStream {
-    rx: mpsc::Receiver<Msg>,
-    stop: StopHandle,
-    task: Option<JoinHandle<()>>,
-    checkpoint: Checkpoint,
-    finished: bool,
-}
-
-impl std::fmt::Debug for BinlogStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BinlogStream")
-            .field("checkpoint", &self.checkpoint)
-            .field("finished", &self.finished)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A handle that stops the stream from any task or thread.
@@ -129,11 +125,23 @@ impl StopHandle {
     }
 }
 
-impl BinlogStream {
-    /// Connect (the first connection is made before this returns, so bad addresses,
-    /// credentials, TLS or server configuration fail here) and spawn the driver task on the
-    /// current tokio runtime.
-    pub async fn start(config: StreamConfig) -> Result<Self, StreamError> {
+/// The consumer end of a driver task: the channel, the stop flag, the task. Both stream kinds
+/// are one of these around their mode's items. Dropping it stops the task.
+struct Receiving<T> {
+    rx: mpsc::Receiver<Msg<T>>,
+    stop: StopHandle,
+    task: Option<JoinHandle<()>>,
+    finished: bool,
+}
+
+impl<T: Send + 'static> Receiving<T> {
+    /// Connect (the first connection is made before this returns) and spawn the driver task on
+    /// the current runtime. Also returns the mode's resume point after connecting (the
+    /// resolved start).
+    async fn start<M: Mode<Item = T>>(
+        config: StreamConfig,
+        mode: M,
+    ) -> Result<(Self, Option<Checkpoint>), StreamError> {
         let (tx, rx) = mpsc::channel(config.queue_events.max(1));
         let (stop_tx, stop_rx) = watch::channel(false);
         let budget_max = config.queue_bytes.clamp(1, u32::MAX as usize);
@@ -145,10 +153,8 @@ impl BinlogStream {
                 stop: stop_rx,
             },
             config,
-            engine: None,
-            last_checkpoint: None,
+            mode,
             progressed: false,
-            log: obs::StreamLog::default(),
         };
         let session = match driver.connect().await {
             Ok(s) => s,
@@ -159,33 +165,104 @@ impl BinlogStream {
             // Nobody can stop a stream that is not started yet.
             Err(Exit::Stopped | Exit::Ended) => return Err(ProtoError::Eof("setup").into()),
         };
-        let checkpoint = driver.last_checkpoint.clone().unwrap_or_default();
+        let resume = driver.mode.resume().cloned();
         // The task logs to the subscriber that is current here.
         let task = tokio::spawn(driver.run(session).with_current_subscriber());
-        Ok(Self {
+        let receiving = Self {
             rx,
             stop: StopHandle {
                 stop: Arc::new(stop_tx),
             },
             task: Some(task),
-            checkpoint,
             finished: false,
-        })
+        };
+        Ok((receiving, resume))
     }
+}
 
-    /// A handle to stop the stream from elsewhere.
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
-    }
-
-    /// Stop the driver task and wait for it to end (it closes the connection with `COM_QUIT`).
-    /// Events not yet taken are dropped; [`BinlogStream::checkpoint`] stays at what was handed out.
-    pub async fn stop(&mut self) {
+impl<T> Receiving<T> {
+    async fn stop(&mut self) {
         self.stop.stop();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
         self.finished = true;
+    }
+
+    /// The next item; checkpoint messages met on the way update `checkpoint`. Cancel-safe: a
+    /// message is only taken out of the channel when it is handled right away.
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        checkpoint: &mut Checkpoint,
+    ) -> Poll<Option<Result<T, StreamError>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Msg::Item(item, permit))) => {
+                    drop(permit);
+                    return Poll::Ready(Some(Ok(item)));
+                }
+                Poll::Ready(Some(Msg::Checkpoint(cp))) => *checkpoint = cp,
+                Poll::Ready(Some(Msg::Error(e))) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => self.finished = true,
+            }
+        }
+    }
+}
+
+impl<T> Drop for Receiving<T> {
+    fn drop(&mut self) {
+        // The task sees the stop (or the closed channel), sends COM_QUIT and ends by itself.
+        self.stop.stop();
+    }
+}
+
+/// A running stream of change events (also a [`futures_core::Stream`]).
+///
+/// Dropping it stops the driver task (which sends `COM_QUIT` and exits).
+pub struct BinlogStream {
+    inner: Receiving<EngineEvent>,
+    checkpoint: Checkpoint,
+}
+
+impl std::fmt::Debug for BinlogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinlogStream")
+            .field("checkpoint", &self.checkpoint)
+            .field("finished", &self.inner.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BinlogStream {
+    /// Connect (the first connection is made before this returns, so bad addresses,
+    /// credentials, TLS or server configuration fail here) and spawn the driver task on the
+    /// current tokio runtime.
+    pub async fn start(config: StreamConfig) -> Result<Self, StreamError> {
+        let (inner, resume) =
+            Receiving::start(config, session::Changes::new(schema_lookup)).await?;
+        Ok(Self {
+            inner,
+            checkpoint: resume.unwrap_or_default(),
+        })
+    }
+
+    /// A handle to stop the stream from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.inner.stop.clone()
+    }
+
+    /// Stop the driver task and wait for it to end (it closes the connection with `COM_QUIT`).
+    /// Events not yet taken are dropped; [`BinlogStream::checkpoint`] stays at what was handed out.
+    pub async fn stop(&mut self) {
+        self.inner.stop().await;
     }
 
     /// The checkpoint of what was handed out: every transaction up to it has been returned by
@@ -211,24 +288,7 @@ impl BinlogStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<EngineEvent, StreamError>>> {
-        loop {
-            if self.finished {
-                return Poll::Ready(None);
-            }
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Msg::Event(ev, permit))) => {
-                    drop(permit);
-                    return Poll::Ready(Some(Ok(ev)));
-                }
-                Poll::Ready(Some(Msg::Checkpoint(cp))) => self.checkpoint = cp,
-                Poll::Ready(Some(Msg::Error(e))) => {
-                    self.finished = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-                Poll::Ready(None) => self.finished = true,
-            }
-        }
+        self.inner.poll_next(cx, &mut self.checkpoint)
     }
 }
 
@@ -240,10 +300,123 @@ impl futures_core::Stream for BinlogStream {
     }
 }
 
-impl Drop for BinlogStream {
-    fn drop(&mut self) {
-        // The task sees the stop (or the closed channel), sends COM_QUIT and ends by itself.
-        self.stop.stop();
+/// A running stream of raw binlog events ([`RawEvent`]): every event the server sends, with
+/// its binlog file and offset, undecoded — for consumers that decode events themselves (also
+/// a [`futures_core::Stream`]).
+///
+/// It runs like [`BinlogStream`] (one task, a channel bounded by count and by bytes,
+/// reconnection with backoff, cancel-safe [`RawBinlogStream::next`], stop) and resumes by file
+/// and offset right after the last event it queued; [`RawEvent`] says exactly what that
+/// guarantees.
+///
+/// The stream's `engine` and `schema_lookup` settings are not used. Dropping it stops the
+/// driver task.
+///
+/// ```no_run
+/// use mes_tokio::{RawBinlogStream, StreamConfig};
+/// use mysql_binlog_codec::{BinlogDecoder, ChecksumAlg, DecoderConfig, MagicMode};
+/// use mysql_repl_proto::ConnectConfig;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = StreamConfig::new("127.0.0.1", 3306, ConnectConfig {
+///     user: "repl".into(),
+///     password: "secret".into(),
+///     ..ConnectConfig::default()
+/// });
+/// let mut stream = RawBinlogStream::start(config).await?;
+/// let mut decoder = BinlogDecoder::new(
+///     DecoderConfig::default().with_magic(MagicMode::None).with_initial_checksum(ChecksumAlg::Crc32),
+/// );
+/// while let Some(raw) = stream.next().await {
+///     let raw = raw?;
+///     if let Some((event, _)) = decoder.decode(&raw.data)? {
+///         println!("{}:{} {:?}", raw.file, raw.offset, event.header.event_type());
+///     }
+///     // Persist this after processing and pass it back as the start position to resume.
+///     let _resume_from = stream.resume_string();
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct RawBinlogStream {
+    inner: Receiving<RawEvent>,
+    position: Position,
+}
+
+impl std::fmt::Debug for RawBinlogStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawBinlogStream")
+            .field("position", &self.position)
+            .field("finished", &self.inner.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawBinlogStream {
+    /// Connect (the first connection is made before this returns, so bad addresses,
+    /// credentials, TLS or server configuration fail here) and spawn the driver task on the
+    /// current tokio runtime.
+    pub async fn start(config: StreamConfig) -> Result<Self, StreamError> {
+        let (inner, resume) = Receiving::start(config, session::Raw::default()).await?;
+        Ok(Self {
+            inner,
+            position: resume.map(|cp| cp.position).unwrap_or_default(),
+        })
+    }
+
+    /// A handle to stop the stream from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.inner.stop.clone()
+    }
+
+    /// Stop the driver task and wait for it to end (it closes the connection with `COM_QUIT`).
+    /// Events not yet taken are dropped; [`RawBinlogStream::resume_point`] stays at what was
+    /// handed out.
+    pub async fn stop(&mut self) {
+        self.inner.stop().await;
+    }
+
+    /// The resume point after the last event handed out ([`RawEvent::resume`]); before the
+    /// first, the resolved start position (empty for a GTID start).
+    pub fn resume_point(&self) -> &Position {
+        &self.position
+    }
+
+    /// [`RawBinlogStream::resume_point`] as a persistable string, `file:<name>:<offset>` (see
+    /// [`start_from_string`]).
+    pub fn resume_string(&self) -> String {
+        checkpoint_to_string(&Checkpoint {
+            position: self.position.clone(),
+            gtid: GtidCheckpoint::None,
+        })
+    }
+
+    /// The next event; `None` once the stream stopped or ended. An error is final.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, no event is lost.
+    pub async fn next(&mut self) -> Option<Result<RawEvent, StreamError>> {
+        std::future::poll_fn(|cx| self.poll_next_event(cx)).await
+    }
+
+    /// Poll form of [`RawBinlogStream::next`].
+    pub fn poll_next_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<RawEvent, StreamError>>> {
+        let mut unused = Checkpoint::default();
+        let got = self.inner.poll_next(cx, &mut unused);
+        if let Poll::Ready(Some(Ok(ev))) = &got {
+            self.position = ev.resume.clone();
+        }
+        got
+    }
+}
+
+impl futures_core::Stream for RawBinlogStream {
+    type Item = Result<RawEvent, StreamError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_next_event(cx)
     }
 }
 
@@ -251,7 +424,7 @@ impl Drop for BinlogStream {
 struct Session {
     sock: TcpStream,
     conn: Connection,
-    /// The start position this connection asked for (seeds the engine).
+    /// The start position this connection asked for (handed to the mode at `Ready`).
     start: StartPosition,
     buf: Vec<u8>,
 }
@@ -279,26 +452,24 @@ enum Woke {
 }
 
 /// The consumer side as the driver task sees it: the channel, the byte budget, the stop flag.
-struct Outbox {
-    tx: mpsc::Sender<Msg>,
+struct Outbox<T> {
+    tx: mpsc::Sender<Msg<T>>,
     budget: Arc<Semaphore>,
     budget_max: u32,
     stop: watch::Receiver<bool>,
 }
 
-struct Driver {
+/// The driver task: moves bytes between the socket and the protocol state machine, hands
+/// binlog events to its mode and queues what the mode produces.
+struct Driver<M: Mode> {
     config: StreamConfig,
-    out: Outbox,
-    engine: Option<Engine>,
-    /// The checkpoint after the last transaction this task finished (where a reconnect resumes).
-    last_checkpoint: Option<Checkpoint>,
+    out: Outbox<M::Item>,
+    mode: M,
     /// A binlog event arrived since the last (re)connect.
     progressed: bool,
-    /// Rotation and lag logging.
-    log: obs::StreamLog,
 }
 
-impl Outbox {
+impl<T: Send + 'static> Outbox<T> {
     /// Resolves when a stop was requested, the stream handle was dropped, or the consumer went
     /// away.
     fn stopped(&self) -> impl Future<Output = ()> + 'static {
@@ -313,7 +484,7 @@ impl Outbox {
     }
 
     /// Queue a message (waits while the channel is full).
-    async fn send(&self, msg: Msg) -> Result<(), Exit> {
+    async fn send(&self, msg: Msg<T>) -> Result<(), Exit> {
         let msg = match self.tx.try_send(msg) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Full(msg)) => msg,
@@ -326,9 +497,9 @@ impl Outbox {
         }
     }
 
-    /// Queue an event once the byte budget allows it.
-    async fn send_event(&self, ev: EngineEvent) -> Result<(), Exit> {
-        let n = u32::try_from(ev.approx_size())
+    /// Queue an item of `size` bytes once the byte budget allows it.
+    async fn send_item(&self, item: T, size: usize) -> Result<(), Exit> {
+        let n = u32::try_from(size)
             .unwrap_or(u32::MAX)
             .clamp(1, self.budget_max);
         let permit = match self.budget.clone().try_acquire_many_owned(n) {
@@ -342,11 +513,11 @@ impl Outbox {
                 }
             }
         };
-        self.send(Msg::Event(ev, permit)).await
+        self.send(Msg::Item(item, permit)).await
     }
 }
 
-impl Driver {
+impl<M: Mode> Driver<M> {
     fn addr(&self) -> String {
         format!("{}:{}", self.config.host, self.config.port)
     }
@@ -358,10 +529,15 @@ impl Driver {
         }
     }
 
-    /// The last checkpoint as text (for logs).
+    /// Where the next connection starts.
+    fn start_position(&self) -> StartPosition {
+        session::start_position(self.mode.resume(), &self.config.connect.start)
+    }
+
+    /// The resume point as text (for logs).
     fn checkpoint_text(&self) -> String {
-        self.last_checkpoint
-            .as_ref()
+        self.mode
+            .resume()
             .map_or_else(|| "none".into(), checkpoint_to_string)
     }
 
@@ -373,9 +549,9 @@ impl Driver {
                 Output::Transmit(bytes) => {
                     s.sock.write_all(&bytes).await.map_err(|e| self.io(e))?
                 }
-                Output::Event(ConnEvent::Binlog { event, .. }) => self.feed(&event).await?,
+                Output::Event(ConnEvent::Binlog { event, .. }) => self.feed(event).await?,
                 Output::Event(ConnEvent::Ready(info)) => {
-                    self.ready(&info, &s.start);
+                    self.mode.ready(&self.config, &info, &s.start);
                     return Ok(());
                 }
                 // Without `stop_at_end` the dump blocks at the end, so an EOF means the server
@@ -408,8 +584,7 @@ impl Driver {
 
     /// Connect and run the protocol until the dump started.
     async fn connect(&mut self) -> Result<Session, Exit> {
-        let start =
-            session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start);
+        let start = self.start_position();
         tracing::debug!(
             host = %self.config.host,
             port = self.config.port,
@@ -440,53 +615,22 @@ impl Driver {
         }
     }
 
-    /// The dump started: a fresh engine, seeded with where this connection starts.
-    fn ready(&mut self, info: &ServerInfo, start: &StartPosition) {
-        let schema: Option<Box<dyn mysql_binlog_codec::engine::SchemaSource + Send>> =
-            self.config.schema_lookup.then(|| {
-                Box::new(BlockingLookup(mes_blocking::SchemaLookup::new(
-                    &self.config.host,
-                    self.config.port,
-                    &self.config.connect,
-                ))) as _
-            });
-        let engine = session::engine_for(
-            &self.config,
-            info,
-            start,
-            self.last_checkpoint.as_ref(),
-            schema,
-        );
-        if self.last_checkpoint.is_none() {
-            self.last_checkpoint = Some(engine.checkpoint().clone());
-        }
-        self.engine = Some(engine);
-    }
-
-    /// Feed one binlog event to the engine and forward what it produces.
-    async fn feed(&mut self, event: &[u8]) -> Result<(), Exit> {
+    /// Hand one binlog event to the mode and queue what it produces.
+    async fn feed(&mut self, mut event: bytes::Bytes) -> Result<(), Exit> {
         self.progressed = true;
-        let mut rest = event;
         let mut out = Vec::new();
         loop {
-            let Some(engine) = self.engine.as_mut() else {
-                return Ok(());
-            };
-            let used = engine.handle_input(rest)?;
-            rest = &rest[used..];
-            out.extend(std::iter::from_fn(|| engine.poll_event()));
-            let cp = engine.checkpoint();
-            let cp = (self.last_checkpoint.as_ref() != Some(cp)).then(|| cp.clone());
-            for ev in out.drain(..) {
-                self.log.event(&ev);
-                self.out.send_event(ev).await?;
+            self.mode.feed(&mut event, &mut out)?;
+            for o in out.drain(..) {
+                match o {
+                    Out::Item(item) => {
+                        let size = M::size(&item);
+                        self.out.send_item(item, size).await?;
+                    }
+                    Out::Checkpoint(cp) => self.out.send(Msg::Checkpoint(cp)).await?,
+                }
             }
-            if let Some(cp) = cp {
-                self.log.checkpoint(&cp);
-                self.last_checkpoint = Some(cp.clone());
-                self.out.send(Msg::Checkpoint(cp)).await?;
-            }
-            if rest.is_empty() {
+            if event.is_empty() {
                 return Ok(());
             }
         }
@@ -547,7 +691,7 @@ impl Driver {
                     max_attempts = self.config.reconnect.max_attempts,
                     delay_ms = u64::try_from(sleep.as_millis()).unwrap_or(u64::MAX),
                     reason = %last,
-                    resume = %obs::describe_start(&session::start_position(self.last_checkpoint.as_ref(), &self.config.connect.start)),
+                    resume = %obs::describe_start(&self.start_position()),
                     "reconnect attempt"
                 );
                 tokio::select! {
