@@ -109,8 +109,17 @@ fn utf8_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// An ASCII text (temporal / DECIMAL rendering) as `str`.
-fn ascii_str<'py>(py: Python<'py>, t: &AsciiText) -> Bound<'py, PyAny> {
-    PyString::new(py, t.as_str()).into_any()
+fn ascii_str<'py>(py: Python<'py>, t: &AsciiText) -> PyResult<Bound<'py, PyAny>> {
+    let b = t.as_bytes();
+    // SAFETY: `b` is a live slice of at most AsciiText::CAPACITY bytes (so the length cast is
+    // lossless); the result is a new reference or NULL with an exception set.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_FromStringAndSize(
+            b.as_ptr().cast(),
+            b.len() as pyo3::ffi::Py_ssize_t,
+        );
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
 }
 
 fn u64_compat<'py>(py: Python<'py>, v: u64) -> PyResult<Bound<'py, PyAny>> {
@@ -198,7 +207,7 @@ fn value<'py>(
         Value::Float(f) => f64::from(*f).into_pyobject(py)?.into_any(),
         Value::Double(d) => d.into_pyobject(py)?.into_any(),
         Value::Decimal(d) => {
-            let s = ascii_str(py, &d.as_decimal().to_text());
+            let s = ascii_str(py, &d.as_decimal().to_text())?;
             if native {
                 refs.decimal.bind(py).call1((s,))?
             } else {
@@ -210,21 +219,21 @@ fn value<'py>(
             if native {
                 date_native(py, refs, d)?
             } else {
-                ascii_str(py, &d.to_text())
+                ascii_str(py, &d.to_text())?
             }
         }
         Value::Time(t) => {
             if native {
                 time_native(py, refs, t)?
             } else {
-                ascii_str(py, &t.to_text())
+                ascii_str(py, &t.to_text())?
             }
         }
         Value::DateTime(dt) => {
             if native {
                 datetime_native(py, refs, dt, None, || dt.to_string())?
             } else {
-                ascii_str(py, &dt.to_text())
+                ascii_str(py, &dt.to_text())?
             }
         }
         Value::Timestamp(t) => {
@@ -235,7 +244,7 @@ fn value<'py>(
                     datetime_native(py, refs, &t.to_utc(), Some(&refs.utc), || t.to_string())?
                 }
             } else {
-                ascii_str(py, &t.to_epoch_text())
+                ascii_str(py, &t.to_epoch_text())?
             }
         }
         Value::String { bytes, collation } => match collation {

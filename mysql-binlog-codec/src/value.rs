@@ -181,6 +181,27 @@ impl AsciiText {
     /// Append `n` in decimal, zero-padded to at least `width` digits.
     #[inline]
     pub(crate) fn push_padded(&mut self, n: u32, width: usize) {
+        // Fast paths for the common two- and four-digit fields of dates and times.
+        if width == 2 && n < 100 {
+            let at = usize::from(self.len);
+            if let Some(d) = self.buf.get_mut(at..at + 2) {
+                d[0] = b'0' + (n / 10) as u8;
+                d[1] = b'0' + (n % 10) as u8;
+                self.len += 2;
+            }
+            return;
+        }
+        if width == 4 && n < 10_000 {
+            let at = usize::from(self.len);
+            if let Some(d) = self.buf.get_mut(at..at + 4) {
+                d[0] = b'0' + (n / 1000) as u8;
+                d[1] = b'0' + (n / 100 % 10) as u8;
+                d[2] = b'0' + (n / 10 % 10) as u8;
+                d[3] = b'0' + (n % 10) as u8;
+                self.len += 4;
+            }
+            return;
+        }
         let mut digits = [0u8; 10];
         let mut i = digits.len();
         let mut v = n;
