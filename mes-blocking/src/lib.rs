@@ -39,7 +39,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -565,11 +565,94 @@ enum Msg {
     Error(StreamError),
 }
 
-/// Byte budget shared by the reader (waits) and the consumer (releases).
+/// What a queued checkpoint counts for in the byte budget.
+const CHECKPOINT_BYTES: usize = 128;
+
+/// What the queue holds: events and their approximate bytes.
+#[derive(Default)]
+struct Fill {
+    events: usize,
+    bytes: usize,
+    /// The reader is blocked until the queue drains to the low-water mark.
+    reader_waiting: bool,
+}
+
+/// The queue's count and byte budget, shared by the reader (waits) and the consumer (releases).
+///
+/// With hysteresis: a reader that finds the queue full waits until it has drained to half of
+/// both limits, so a consumer slower than the server wakes it once per half-queue instead of
+/// once per event (a wake-up per event — a futex call and two context switches — cost more than
+/// decoding the event).
 #[derive(Default)]
 struct Budget {
-    used: Mutex<usize>,
+    fill: Mutex<Fill>,
     freed: Condvar,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl Budget {
+    fn new(max_events: usize, max_bytes: usize) -> Self {
+        Self {
+            max_events: max_events.max(1),
+            max_bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the queue is at or below the low-water mark the reader waits for.
+    fn drained(&self, f: &Fill) -> bool {
+        f.events <= self.max_events / 2 && f.bytes <= self.max_bytes / 2
+    }
+
+    /// Consumer: an event of `bytes` left the queue.
+    fn release(&self, bytes: usize) {
+        let Ok(mut f) = self.fill.lock() else { return };
+        f.events = f.events.saturating_sub(1);
+        f.bytes = f.bytes.saturating_sub(bytes);
+        if f.reader_waiting && self.drained(&f) {
+            f.reader_waiting = false;
+            self.freed.notify_all();
+        }
+    }
+
+    /// Reader: wait for room for one event of `bytes` (an event larger than the byte limit
+    /// still passes alone), then count it in. Returns early when `stop` is set.
+    fn acquire(&self, bytes: usize, stop: &AtomicBool) {
+        let Ok(mut f) = self.fill.lock() else { return };
+        let full = |f: &Fill| {
+            f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
+        };
+        if full(&f) {
+            f.reader_waiting = true;
+            while f.reader_waiting && !stop.load(Ordering::SeqCst) {
+                match self.freed.wait_timeout(f, Duration::from_millis(200)) {
+                    Ok((g, _)) => f = g,
+                    Err(_) => return,
+                }
+                // Robust against a missed release: re-checked on every wake-up and timeout.
+                if self.drained(&f) {
+                    f.reader_waiting = false;
+                }
+            }
+            f.reader_waiting = false;
+        }
+        f.events += 1;
+        f.bytes += bytes;
+    }
+
+    /// Wake a waiting reader (stop).
+    fn wake(&self) {
+        if let Ok(mut f) = self.fill.lock() {
+            f.reader_waiting = false;
+        }
+        self.freed.notify_all();
+    }
+
+    /// Approximate bytes queued.
+    fn bytes(&self) -> usize {
+        self.fill.lock().map(|f| f.bytes).unwrap_or(0)
+    }
 }
 
 /// A running stream: an iterator of change events.
@@ -594,7 +677,7 @@ impl StopHandle {
     /// Ask the stream to stop; a consumer waiting in `next` returns `None` soon after.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.budget.freed.notify_all();
+        self.budget.wake();
     }
 }
 
@@ -602,9 +685,10 @@ impl BinlogStream {
     /// Connect (the first connection is made before this returns, so bad credentials, TLS or
     /// server configuration fail here) and start the reader thread.
     pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
-        let (tx, rx) = mpsc::sync_channel(config.queue_events.max(1));
+        // Unbounded transport; the bound (count and bytes) is the budget's.
+        let (tx, rx) = mpsc::channel();
         let queue_bytes = config.queue_bytes;
-        let budget = Arc::new(Budget::default());
+        let budget = Arc::new(Budget::new(config.queue_events, config.queue_bytes));
         let stop = Arc::new(AtomicBool::new(false));
         let mut reader = Reader::new(config, tx, budget.clone(), stop.clone());
         let session = reader.connect().inspect_err(|e| {
@@ -663,8 +747,7 @@ impl BinlogStream {
 
     /// Bytes of events waiting in the queue (approximate), and the queue's byte limit.
     pub fn queue_fill(&self) -> (usize, usize) {
-        let used = self.budget.used.lock().map(|u| *u).unwrap_or(0);
-        (used, self.queue_bytes)
+        (self.budget.bytes(), self.queue_bytes)
     }
 
     /// [`BinlogStream::checkpoint`] as a persistable string.
@@ -672,11 +755,37 @@ impl BinlogStream {
         checkpoint_to_string(&self.checkpoint)
     }
 
-    /// The next event, waiting at most `timeout`; `Ok(None)` on timeout.
+    /// The next event, waiting at most `timeout`; `Ok(None)` on timeout. A zero timeout only
+    /// takes what is already queued (no clock reads, no waiting).
     pub fn next_timeout(
         &mut self,
         timeout: Duration,
     ) -> Option<Result<Option<EngineEvent>, StreamError>> {
+        if timeout.is_zero() {
+            loop {
+                if self.finished {
+                    return None;
+                }
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        if let Some(out) = self.handle_msg(msg) {
+                            return out;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => {
+                        if self.stop.load(Ordering::SeqCst) {
+                            self.finished = true;
+                            return None;
+                        }
+                        return Some(Ok(None));
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        self.finished = true;
+                        return None;
+                    }
+                }
+            }
+        }
         let deadline = Instant::now() + timeout;
         loop {
             if self.finished {
@@ -684,17 +793,10 @@ impl BinlogStream {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
-                Ok(Msg::Event(ev, bytes)) => {
-                    if let Ok(mut used) = self.budget.used.lock() {
-                        *used = used.saturating_sub(bytes);
+                Ok(msg) => {
+                    if let Some(out) = self.handle_msg(msg) {
+                        return out;
                     }
-                    self.budget.freed.notify_all();
-                    return Some(Ok(Some(ev)));
-                }
-                Ok(Msg::Checkpoint(cp)) => self.checkpoint = cp,
-                Ok(Msg::Error(e)) => {
-                    self.finished = true;
-                    return Some(Err(e));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.stop.load(Ordering::SeqCst) {
@@ -709,6 +811,27 @@ impl BinlogStream {
                     self.finished = true;
                     return None;
                 }
+            }
+        }
+    }
+
+    /// One message from the reader: `Some(result)` for what `next_timeout` returns, `None` for a
+    /// checkpoint (taken in; keep reading).
+    #[allow(clippy::option_option)]
+    fn handle_msg(&mut self, msg: Msg) -> Option<Option<Result<Option<EngineEvent>, StreamError>>> {
+        match msg {
+            Msg::Event(ev, bytes) => {
+                self.budget.release(bytes);
+                Some(Some(Ok(Some(ev))))
+            }
+            Msg::Checkpoint(cp) => {
+                self.budget.release(CHECKPOINT_BYTES);
+                self.checkpoint = cp;
+                None
+            }
+            Msg::Error(e) => {
+                self.finished = true;
+                Some(Some(Err(e)))
             }
         }
     }
@@ -741,7 +864,7 @@ struct Session {
 
 struct Reader {
     config: StreamConfig,
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
     budget: Arc<Budget>,
     stop: Arc<AtomicBool>,
     engine: Option<Engine>,
@@ -752,7 +875,7 @@ struct Reader {
 impl Reader {
     fn new(
         config: StreamConfig,
-        tx: SyncSender<Msg>,
+        tx: Sender<Msg>,
         budget: Arc<Budget>,
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -903,6 +1026,9 @@ impl Reader {
             if self.last_checkpoint.as_ref() != Some(&cp) {
                 self.log.checkpoint(&cp);
                 self.last_checkpoint = Some(cp.clone());
+                // Counted like an event, so a filtered stream whose consumer pauses does not
+                // pile up checkpoints without bound.
+                self.budget.acquire(CHECKPOINT_BYTES, &self.stop);
                 self.send(Msg::Checkpoint(cp))?;
             }
             if rest.is_empty() {
@@ -920,23 +1046,7 @@ impl Reader {
 
     fn send_event(&self, ev: EngineEvent) -> Result<(), StreamError> {
         let bytes = ev.approx_size();
-        // Wait for byte budget (a single event larger than the budget still passes alone).
-        if let Ok(mut used) = self.budget.used.lock() {
-            while *used > 0
-                && *used + bytes > self.config.queue_bytes
-                && !self.stop.load(Ordering::SeqCst)
-            {
-                match self
-                    .budget
-                    .freed
-                    .wait_timeout(used, Duration::from_millis(200))
-                {
-                    Ok((g, _)) => used = g,
-                    Err(_) => return Ok(()),
-                }
-            }
-            *used += bytes;
-        }
+        self.budget.acquire(bytes, &self.stop);
         self.send(Msg::Event(ev, bytes))
     }
 

@@ -316,6 +316,26 @@ fn value<'py>(
     })
 }
 
+/// Whether a value's Python object is immutable, so the same object can stand for an unchanged
+/// column in both images of an UPDATE (JSON may become a dict/list and VECTOR a list with
+/// `native_types`; JSON text is also consumed in order from `json`, so it is never shared).
+fn shareable(v: &Value<'_>, native: bool) -> bool {
+    !matches!(v, Value::Json(_)) && !(native && matches!(v, Value::Vector(_)))
+}
+
+/// Same value, bit for bit (`==` would call -0.0 and 0.0 equal).
+fn identical(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// One row image as a dict. `record` (before image of an UPDATE) receives each column's object;
+/// `shared` (after image) offers them back: a column whose value equals the before image's
+/// reuses that object instead of building an equal one.
+#[allow(clippy::too_many_arguments)]
 fn row<'py>(
     py: Python<'py>,
     refs: &Refs,
@@ -324,6 +344,8 @@ fn row<'py>(
     info: &TableInfo,
     t: &TableCache,
     json: &mut std::vec::IntoIter<String>,
+    mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
+    shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let keys = &t.keys;
     let full = row.values.len() == keys.len() && row.values.iter().all(Option::is_some);
@@ -333,9 +355,25 @@ fn row<'py>(
     };
     for (i, v) in row.values.iter().enumerate() {
         // Columns absent from the row image (MINIMAL / NOBLOB) are absent from the dict.
-        let Some(v) = v else { continue };
-        let col = info.map.columns.get(i);
-        let val = value(py, refs, native, v, col, json)?;
+        let Some(v) = v else {
+            if let Some(rec) = record.as_deref_mut() {
+                rec.push(None);
+            }
+            continue;
+        };
+        let reuse = shared.and_then(|(before, objs)| match (before.values.get(i), objs.get(i)) {
+            (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
+                Some(obj.clone())
+            }
+            _ => None,
+        });
+        let val = match reuse {
+            Some(obj) => obj,
+            None => value(py, refs, native, v, info.map.columns.get(i), json)?,
+        };
+        if let Some(rec) = record.as_deref_mut() {
+            rec.push(Some(val.clone()));
+        }
         match keys.get(i) {
             Some(k) => d.set_item(k.bind(py), val)?,
             None => d.set_item(i.to_string(), val)?,
@@ -591,12 +629,17 @@ pub fn event<'py>(
     };
     let mut json = ready.json.into_iter();
     let t = cache.table(py, &ev.table);
+    let mut before_objs = Vec::new();
+    let record = (ev.before.is_some() && ev.after.is_some()).then_some(&mut before_objs);
     let before = match &ev.before {
-        Some(r) => row(py, refs, native, r, &ev.table, t, &mut json)?.into_any(),
+        Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
     let after = match &ev.after {
-        Some(r) => row(py, refs, native, r, &ev.table, t, &mut json)?.into_any(),
+        Some(r) => {
+            let shared = ev.before.as_ref().map(|b| (b, before_objs.as_slice()));
+            row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
+        }
         None => py.None().into_bound(py),
     };
     let kind = match ev.kind {

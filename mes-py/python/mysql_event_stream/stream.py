@@ -240,6 +240,10 @@ class CdcStream:
                 raise StopAsyncIteration
             if batch:
                 self._buffer.extend(batch)
+                # Prefetch: the next batch is read (GIL released) while this one is consumed.
+                # Its events are not delivered yet, so current_gtid does not look at the
+                # native stream while a fetch is pending; only _deliver advances it.
+                self._fetch = asyncio.ensure_future(asyncio.to_thread(native.next_batch, 500, 256))
                 return self._deliver(self._buffer.popleft())
 
     def _deliver(self, item: tuple[ChangeEvent, str | None]) -> ChangeEvent:
