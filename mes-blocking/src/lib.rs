@@ -1367,3 +1367,60 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::Budget;
+
+    /// A full queue blocks the reader until it has drained to half of the count limit — not
+    /// after every single release — and then lets it go on.
+    #[test]
+    fn reader_resumes_at_the_low_water_mark() {
+        let budget = Arc::new(Budget::new(4, 1 << 20));
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..4 {
+            budget.acquire(10, &stop);
+        }
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let (budget, stop) = (budget.clone(), stop.clone());
+            std::thread::spawn(move || {
+                budget.acquire(10, &stop);
+                tx.send(()).expect("test alive");
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "full queue let it pass"
+        );
+        budget.release(10); // 3 queued: above the low-water mark (2)
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "woken above half"
+        );
+        budget.release(10); // 2 queued
+        rx.recv_timeout(Duration::from_secs(2))
+            .expect("woken at half");
+        reader.join().expect("reader");
+        assert_eq!(budget.fill.lock().expect("lock").events, 3);
+    }
+
+    /// The byte limit blocks the same way; an event larger than the limit passes alone.
+    #[test]
+    fn byte_limit_and_oversized_events() {
+        let budget = Budget::new(1000, 100);
+        let stop = AtomicBool::new(false);
+        budget.acquire(500, &stop); // alone: passes although over the limit
+        assert_eq!(budget.bytes(), 500);
+        budget.release(500);
+        budget.acquire(60, &stop);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        budget.acquire(60, &stop); // would block (120 > 100); stop lets it return
+        assert_eq!(budget.bytes(), 120);
+    }
+}
