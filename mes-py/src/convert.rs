@@ -320,7 +320,11 @@ fn value<'py>(
 /// column in both images of an UPDATE (JSON may become a dict/list and VECTOR a list with
 /// `native_types`; JSON text is also consumed in order from `json`, so it is never shared).
 fn shareable(v: &Value<'_>, native: bool) -> bool {
-    !matches!(v, Value::Json(_)) && !(native && matches!(v, Value::Vector(_)))
+    match v {
+        Value::Json(_) => false,
+        Value::Vector(_) => !native,
+        _ => true,
+    }
 }
 
 /// Same value, bit for bit (`==` would call -0.0 and 0.0 equal).
