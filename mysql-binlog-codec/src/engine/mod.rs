@@ -299,7 +299,7 @@ impl Default for EngineConfig {
             filter: TableFilter::default(),
             max_queue_events: 10_000,
             max_queue_bytes: 48 << 20,
-            max_buffered_transaction_bytes: 64 << 20,
+            max_buffered_transaction_bytes: 16 << 20,
             file_name: String::new(),
         }
     }
@@ -331,7 +331,8 @@ impl EngineConfig {
         self
     }
 
-    /// A transaction whose buffered changes exceed this (default 64 MiB) is streamed: its
+    /// A transaction whose buffered changes exceed this (default 16 MiB, so a driver streaming a
+    /// huge transaction stays well under 64 MiB of memory) is streamed: its
     /// changes are queued before its commit is seen, so memory stays bounded. Its rows can then
     /// be handed out before a cut-off at the end of the input; the checkpoint still only moves
     /// at the commit, so a resume re-delivers them (at-least-once, never lost).
