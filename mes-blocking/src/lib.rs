@@ -44,7 +44,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -499,11 +499,94 @@ enum Msg<T> {
     Error(StreamError),
 }
 
-/// Byte budget shared by the reader (waits) and the consumer (releases).
+/// What a queued checkpoint counts for in the byte budget.
+const CHECKPOINT_BYTES: usize = 128;
+
+/// What the queue holds: events and their approximate bytes.
+#[derive(Default)]
+struct Fill {
+    events: usize,
+    bytes: usize,
+    /// The reader is blocked until the queue drains to the low-water mark.
+    reader_waiting: bool,
+}
+
+/// The queue's count and byte budget, shared by the reader (waits) and the consumer (releases).
+///
+/// With hysteresis: a reader that finds the queue full waits until it has drained to half of
+/// both limits, so a consumer slower than the server wakes it once per half-queue instead of
+/// once per event (a wake-up per event — a futex call and two context switches — cost more than
+/// decoding the event).
 #[derive(Default)]
 struct Budget {
-    used: Mutex<usize>,
+    fill: Mutex<Fill>,
     freed: Condvar,
+    max_events: usize,
+    max_bytes: usize,
+}
+
+impl Budget {
+    fn new(max_events: usize, max_bytes: usize) -> Self {
+        Self {
+            max_events: max_events.max(1),
+            max_bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the queue is at or below the low-water mark the reader waits for.
+    fn drained(&self, f: &Fill) -> bool {
+        f.events <= self.max_events / 2 && f.bytes <= self.max_bytes / 2
+    }
+
+    /// Consumer: an event of `bytes` left the queue.
+    fn release(&self, bytes: usize) {
+        let Ok(mut f) = self.fill.lock() else { return };
+        f.events = f.events.saturating_sub(1);
+        f.bytes = f.bytes.saturating_sub(bytes);
+        if f.reader_waiting && self.drained(&f) {
+            f.reader_waiting = false;
+            self.freed.notify_all();
+        }
+    }
+
+    /// Reader: wait for room for one event of `bytes` (an event larger than the byte limit
+    /// still passes alone), then count it in. Returns early when `stop` is set.
+    fn acquire(&self, bytes: usize, stop: &AtomicBool) {
+        let Ok(mut f) = self.fill.lock() else { return };
+        let full = |f: &Fill| {
+            f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
+        };
+        if full(&f) {
+            f.reader_waiting = true;
+            while f.reader_waiting && !stop.load(Ordering::SeqCst) {
+                match self.freed.wait_timeout(f, Duration::from_millis(200)) {
+                    Ok((g, _)) => f = g,
+                    Err(_) => return,
+                }
+                // Robust against a missed release: re-checked on every wake-up and timeout.
+                if self.drained(&f) {
+                    f.reader_waiting = false;
+                }
+            }
+            f.reader_waiting = false;
+        }
+        f.events += 1;
+        f.bytes += bytes;
+    }
+
+    /// Wake a waiting reader (stop).
+    fn wake(&self) {
+        if let Ok(mut f) = self.fill.lock() {
+            f.reader_waiting = false;
+        }
+        self.freed.notify_all();
+    }
+
+    /// Approximate bytes queued.
+    fn bytes(&self) -> usize {
+        self.fill.lock().map(|f| f.bytes).unwrap_or(0)
+    }
 }
 
 /// A handle that stops the stream from any thread.
@@ -517,7 +600,7 @@ impl StopHandle {
     /// Ask the stream to stop; a consumer waiting in `next` returns `None` soon after.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.budget.freed.notify_all();
+        self.budget.wake();
     }
 }
 
@@ -539,9 +622,10 @@ impl<T: Send + 'static> Queue<T> {
         config: StreamConfig,
         mode: M,
     ) -> Result<(Self, Option<Checkpoint>), StreamError> {
-        let (tx, rx) = mpsc::sync_channel(config.queue_events.max(1));
+        // Unbounded transport; the bound (count and bytes) is the budget's.
+        let (tx, rx) = mpsc::channel();
         let queue_bytes = config.queue_bytes;
-        let budget = Arc::new(Budget::default());
+        let budget = Arc::new(Budget::new(config.queue_events, config.queue_bytes));
         let stop = Arc::new(AtomicBool::new(false));
         let mut reader = Reader {
             config,
@@ -600,17 +684,42 @@ impl<T> Queue<T> {
     }
 
     fn queue_fill(&self) -> (usize, usize) {
-        let used = self.budget.used.lock().map(|u| *u).unwrap_or(0);
-        (used, self.queue_bytes)
+        (self.budget.bytes(), self.queue_bytes)
     }
 
     /// The next item, waiting at most `timeout`; `Ok(None)` on timeout. Checkpoint messages
-    /// met on the way update `checkpoint`.
+    /// met on the way update `checkpoint`. A zero timeout only takes what is already queued
+    /// (no clock reads, no waiting).
     fn next_timeout(
         &mut self,
         timeout: Duration,
         checkpoint: &mut Checkpoint,
     ) -> Option<Result<Option<T>, StreamError>> {
+        if timeout.is_zero() {
+            loop {
+                if self.finished {
+                    return None;
+                }
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        if let Some(out) = self.handle_msg(msg, checkpoint) {
+                            return Some(out);
+                        }
+                    }
+                    Err(TryRecvError::Empty) => {
+                        if self.stop.load(Ordering::SeqCst) {
+                            self.finished = true;
+                            return None;
+                        }
+                        return Some(Ok(None));
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        self.finished = true;
+                        return None;
+                    }
+                }
+            }
+        }
         let deadline = Instant::now() + timeout;
         loop {
             if self.finished {
@@ -618,17 +727,10 @@ impl<T> Queue<T> {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
-                Ok(Msg::Item(item, bytes)) => {
-                    if let Ok(mut used) = self.budget.used.lock() {
-                        *used = used.saturating_sub(bytes);
+                Ok(msg) => {
+                    if let Some(out) = self.handle_msg(msg, checkpoint) {
+                        return Some(out);
                     }
-                    self.budget.freed.notify_all();
-                    return Some(Ok(Some(item)));
-                }
-                Ok(Msg::Checkpoint(cp)) => *checkpoint = cp,
-                Ok(Msg::Error(e)) => {
-                    self.finished = true;
-                    return Some(Err(e));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.stop.load(Ordering::SeqCst) {
@@ -643,6 +745,30 @@ impl<T> Queue<T> {
                     self.finished = true;
                     return None;
                 }
+            }
+        }
+    }
+
+    /// One message from the reader: what `next_timeout` returns, or `None` for a checkpoint
+    /// (taken into `checkpoint`; keep reading).
+    fn handle_msg(
+        &mut self,
+        msg: Msg<T>,
+        checkpoint: &mut Checkpoint,
+    ) -> Option<Result<Option<T>, StreamError>> {
+        match msg {
+            Msg::Item(item, bytes) => {
+                self.budget.release(bytes);
+                Some(Ok(Some(item)))
+            }
+            Msg::Checkpoint(cp) => {
+                self.budget.release(CHECKPOINT_BYTES);
+                *checkpoint = cp;
+                None
+            }
+            Msg::Error(e) => {
+                self.finished = true;
+                Some(Err(e))
             }
         }
     }
@@ -824,7 +950,7 @@ struct Session {
 /// binlog events to its mode and queues what the mode produces.
 struct Reader<M: Mode> {
     config: StreamConfig,
-    tx: SyncSender<Msg<M::Item>>,
+    tx: Sender<Msg<M::Item>>,
     budget: Arc<Budget>,
     stop: Arc<AtomicBool>,
     mode: M,
@@ -940,7 +1066,12 @@ impl<M: Mode> Reader<M> {
             for o in out.drain(..) {
                 match o {
                     Out::Item(item) => self.send_item(item)?,
-                    Out::Checkpoint(cp) => self.send(Msg::Checkpoint(cp))?,
+                    Out::Checkpoint(cp) => {
+                        // Counted like an item, so a filtered stream whose consumer pauses
+                        // does not pile up checkpoints without bound.
+                        self.budget.acquire(CHECKPOINT_BYTES, &self.stop);
+                        self.send(Msg::Checkpoint(cp))?;
+                    }
                 }
             }
             if event.is_empty() {
@@ -958,23 +1089,7 @@ impl<M: Mode> Reader<M> {
 
     fn send_item(&self, item: M::Item) -> Result<(), StreamError> {
         let bytes = M::size(&item);
-        // Wait for byte budget (a single item larger than the budget still passes alone).
-        if let Ok(mut used) = self.budget.used.lock() {
-            while *used > 0
-                && *used + bytes > self.config.queue_bytes
-                && !self.stop.load(Ordering::SeqCst)
-            {
-                match self
-                    .budget
-                    .freed
-                    .wait_timeout(used, Duration::from_millis(200))
-                {
-                    Ok((g, _)) => used = g,
-                    Err(_) => return Ok(()),
-                }
-            }
-            *used += bytes;
-        }
+        self.budget.acquire(bytes, &self.stop);
         self.send(Msg::Item(item, bytes))
     }
 
@@ -1293,5 +1408,62 @@ mod tests {
             !logs.contains("Sup3r"),
             "part of the password was logged:\n{logs}"
         );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::Budget;
+
+    /// A full queue blocks the reader until it has drained to half of the count limit — not
+    /// after every single release — and then lets it go on.
+    #[test]
+    fn reader_resumes_at_the_low_water_mark() {
+        let budget = Arc::new(Budget::new(4, 1 << 20));
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..4 {
+            budget.acquire(10, &stop);
+        }
+        let (tx, rx) = mpsc::channel();
+        let reader = {
+            let (budget, stop) = (budget.clone(), stop.clone());
+            std::thread::spawn(move || {
+                budget.acquire(10, &stop);
+                tx.send(()).expect("test alive");
+            })
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "full queue let it pass"
+        );
+        budget.release(10); // 3 queued: above the low-water mark (2)
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "woken above half"
+        );
+        budget.release(10); // 2 queued
+        rx.recv_timeout(Duration::from_secs(2))
+            .expect("woken at half");
+        reader.join().expect("reader");
+        assert_eq!(budget.fill.lock().expect("lock").events, 3);
+    }
+
+    /// The byte limit blocks the same way; an event larger than the limit passes alone.
+    #[test]
+    fn byte_limit_and_oversized_events() {
+        let budget = Budget::new(1000, 100);
+        let stop = AtomicBool::new(false);
+        budget.acquire(500, &stop); // alone: passes although over the limit
+        assert_eq!(budget.bytes(), 500);
+        budget.release(500);
+        budget.acquire(60, &stop);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        budget.acquire(60, &stop); // would block (120 > 100); stop lets it return
+        assert_eq!(budget.bytes(), 120);
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use mysql_binlog_codec::ColumnDef;
 use mysql_binlog_codec::charset::decode_text;
 use mysql_binlog_codec::engine::{ChangeKind, TableInfo};
-use mysql_binlog_codec::value::{Date, DateTime, Time, Timestamp};
-use mysql_binlog_codec::{Row, Value};
+use mysql_binlog_codec::value::{Date, DateTime, Time};
+use mysql_binlog_codec::{AsciiText, Row, Value};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString};
 
@@ -23,6 +23,10 @@ pub struct TableCache {
     database: Py<PyString>,
     table: Py<PyString>,
     keys: Vec<Py<PyString>>,
+    /// `{key: None for key in keys}`: a row image with every column is a copy of it with the
+    /// values replaced. CPython copies a compact dict by cloning its key table (no hashing, no
+    /// resizing while filling), which is cheaper than growing a fresh dict key by key.
+    template: Option<Py<PyDict>>,
     names_resolved: bool,
 }
 
@@ -31,6 +35,8 @@ pub struct TableCache {
 pub struct PyCache {
     tables: HashMap<usize, TableCache>,
     position: Option<(Arc<str>, u64, Py<PyAny>)>,
+    file: Option<(Arc<str>, Py<PyString>)>,
+    timestamp: Option<(u32, Py<PyAny>)>,
     statement: Option<(Arc<str>, Py<PyString>)>,
     gtid: Option<(Arc<str>, Py<PyString>)>,
 }
@@ -40,20 +46,22 @@ impl PyCache {
     pub fn clear(&mut self) {
         self.tables.clear();
         self.position = None;
+        self.file = None;
+        self.timestamp = None;
         self.statement = None;
         self.gtid = None;
     }
 
     fn table<'py>(&mut self, py: Python<'py>, info: &Arc<TableInfo>) -> &TableCache {
         let key = Arc::as_ptr(info) as usize;
-        if !self.tables.contains_key(&key) {
-            if self.tables.len() >= 4096 {
-                self.tables.clear();
-            }
+        if self.tables.len() >= 4096 && !self.tables.contains_key(&key) {
+            self.tables.clear();
+        }
+        self.tables.entry(key).or_insert_with(|| {
             let n = info.map.columns.len();
             let names = info.column_names.as_ref();
             let mut resolved = names.is_some();
-            let keys = (0..n)
+            let keys: Vec<Py<PyString>> = (0..n)
                 .map(
                     |i| match names.and_then(|v| v.get(i)).filter(|s| !s.is_empty()) {
                         Some(name) => PyString::new(py, name).unbind(),
@@ -64,26 +72,53 @@ impl PyCache {
                     },
                 )
                 .collect();
-            self.tables.insert(
-                key,
-                TableCache {
-                    _keep: info.clone(),
-                    database: PyString::new(py, &info.database).unbind(),
-                    table: PyString::new(py, &info.table).unbind(),
-                    keys,
-                    names_resolved: resolved,
-                },
-            );
-        }
-        &self.tables[&key]
+            let template = PyDict::new(py);
+            for k in &keys {
+                let k: &Py<PyString> = k;
+                let _ = template.set_item(k.bind(py), py.None());
+            }
+            // Duplicate names (never produced by a server) would make the copy shorter.
+            let template = (template.len() == keys.len()).then(|| template.unbind());
+            TableCache {
+                _keep: info.clone(),
+                database: PyString::new(py, &info.database).unbind(),
+                table: PyString::new(py, &info.table).unbind(),
+                keys,
+                template,
+                names_resolved: resolved,
+            }
+        })
     }
 }
 
-/// UTF-8 text as `str`, invalid bytes kept with `surrogateescape` (the original's rule).
+/// UTF-8 text as `str`, invalid bytes kept with `surrogateescape` (the original's rule). One
+/// pass: CPython validates and decodes together (no separate Rust UTF-8 check).
 fn utf8_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    match std::str::from_utf8(b) {
-        Ok(s) => Ok(PyString::new(py, s).into_any()),
-        Err(_) => PyBytes::new(py, b).call_method1("decode", ("utf-8", "surrogateescape")),
+    let Ok(len) = pyo3::ffi::Py_ssize_t::try_from(b.len()) else {
+        return Err(pyo3::exceptions::PyOverflowError::new_err(
+            "string too long",
+        ));
+    };
+    // SAFETY: `b` is a live slice of `len` bytes; the error handler name is a NUL-terminated
+    // static string; the result is a new reference or NULL with an exception set.
+    unsafe {
+        let obj =
+            pyo3::ffi::PyUnicode_DecodeUTF8(b.as_ptr().cast(), len, c"surrogateescape".as_ptr());
+        Bound::from_owned_ptr_or_err(py, obj)
+    }
+}
+
+/// An ASCII text (temporal / DECIMAL rendering) as `str`.
+fn ascii_str<'py>(py: Python<'py>, t: &AsciiText) -> PyResult<Bound<'py, PyAny>> {
+    let b = t.as_bytes();
+    // SAFETY: `b` is a live slice of at most AsciiText::CAPACITY bytes (so the length cast is
+    // lossless); the result is a new reference or NULL with an exception set.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_FromStringAndSize(
+            b.as_ptr().cast(),
+            b.len() as pyo3::ffi::Py_ssize_t,
+        );
+        Bound::from_owned_ptr_or_err(py, obj)
     }
 }
 
@@ -92,16 +127,6 @@ fn u64_compat<'py>(py: Python<'py>, v: u64) -> PyResult<Bound<'py, PyAny>> {
         Ok(PyString::new(py, &v.to_string()).into_any())
     } else {
         Ok(v.into_pyobject(py)?.into_any())
-    }
-}
-
-fn timestamp_epoch(t: &Timestamp) -> String {
-    let fsp = t.fsp.min(6);
-    if fsp == 0 {
-        t.seconds.to_string()
-    } else {
-        let frac = t.micros / 10u32.pow(6 - u32::from(fsp));
-        format!("{}.{:0w$}", t.seconds, frac, w = usize::from(fsp))
     }
 }
 
@@ -182,11 +207,11 @@ fn value<'py>(
         Value::Float(f) => f64::from(*f).into_pyobject(py)?.into_any(),
         Value::Double(d) => d.into_pyobject(py)?.into_any(),
         Value::Decimal(d) => {
-            let s = d.to_string();
+            let s = ascii_str(py, &d.as_decimal().to_text())?;
             if native {
                 refs.decimal.bind(py).call1((s,))?
             } else {
-                PyString::new(py, &s).into_any()
+                s
             }
         }
         Value::Year(y) => y.into_pyobject(py)?.into_any(),
@@ -194,21 +219,21 @@ fn value<'py>(
             if native {
                 date_native(py, refs, d)?
             } else {
-                PyString::new(py, &d.to_string()).into_any()
+                ascii_str(py, &d.to_text())?
             }
         }
         Value::Time(t) => {
             if native {
                 time_native(py, refs, t)?
             } else {
-                PyString::new(py, &t.to_string()).into_any()
+                ascii_str(py, &t.to_text())?
             }
         }
         Value::DateTime(dt) => {
             if native {
                 datetime_native(py, refs, dt, None, || dt.to_string())?
             } else {
-                PyString::new(py, &dt.to_string()).into_any()
+                ascii_str(py, &dt.to_text())?
             }
         }
         Value::Timestamp(t) => {
@@ -219,7 +244,7 @@ fn value<'py>(
                     datetime_native(py, refs, &t.to_utc(), Some(&refs.utc), || t.to_string())?
                 }
             } else {
-                PyString::new(py, &timestamp_epoch(t)).into_any()
+                ascii_str(py, &t.to_epoch_text())?
             }
         }
         Value::String { bytes, collation } => match collation {
@@ -291,21 +316,68 @@ fn value<'py>(
     })
 }
 
+/// Whether a value's Python object is immutable, so the same object can stand for an unchanged
+/// column in both images of an UPDATE (JSON may become a dict/list and VECTOR a list with
+/// `native_types`; JSON text is also consumed in order from `json`, so it is never shared).
+fn shareable(v: &Value<'_>, native: bool) -> bool {
+    match v {
+        Value::Json(_) => false,
+        Value::Vector(_) => !native,
+        _ => true,
+    }
+}
+
+/// Same value, bit for bit (`==` would call -0.0 and 0.0 equal).
+fn identical(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// One row image as a dict. `record` (before image of an UPDATE) receives each column's object;
+/// `shared` (after image) offers them back: a column whose value equals the before image's
+/// reuses that object instead of building an equal one.
+#[allow(clippy::too_many_arguments)]
 fn row<'py>(
     py: Python<'py>,
     refs: &Refs,
     native: bool,
     row: &Row<'_>,
     info: &TableInfo,
-    keys: &[Py<PyString>],
+    t: &TableCache,
     json: &mut std::vec::IntoIter<String>,
+    mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
+    shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
+    let keys = &t.keys;
+    let full = row.values.len() == keys.len() && row.values.iter().all(Option::is_some);
+    let d = match (&t.template, full) {
+        (Some(tpl), true) => tpl.bind(py).copy()?,
+        _ => PyDict::new(py),
+    };
     for (i, v) in row.values.iter().enumerate() {
         // Columns absent from the row image (MINIMAL / NOBLOB) are absent from the dict.
-        let Some(v) = v else { continue };
-        let col = info.map.columns.get(i);
-        let val = value(py, refs, native, v, col, json)?;
+        let Some(v) = v else {
+            if let Some(rec) = record.as_deref_mut() {
+                rec.push(None);
+            }
+            continue;
+        };
+        let reuse = shared.and_then(|(before, objs)| match (before.values.get(i), objs.get(i)) {
+            (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
+                Some(obj.clone())
+            }
+            _ => None,
+        });
+        let val = match reuse {
+            Some(obj) => obj,
+            None => value(py, refs, native, v, info.map.columns.get(i), json)?,
+        };
+        if let Some(rec) = record.as_deref_mut() {
+            rec.push(Some(val.clone()));
+        }
         match keys.get(i) {
             Some(k) => d.set_item(k.bind(py), val)?,
             None => d.set_item(i.to_string(), val)?,
@@ -314,30 +386,179 @@ fn row<'py>(
     Ok(d)
 }
 
-/// Build a frozen slots dataclass instance without running its generated `__init__` (which
-/// sets every field through `object.__setattr__`, ~0.8 µs for `ChangeEvent`): allocate with
-/// `object.__new__(cls)` and store each slot through the generic attribute setter — exactly what
-/// `object.__setattr__` does, minus the Python-level call per field.
-pub fn fast_new<'py>(
-    py: Python<'py>,
-    refs: &Refs,
-    cls: &Py<PyAny>,
-    names: &[Py<PyString>],
-    values: &[Bound<'py, PyAny>],
-) -> PyResult<Bound<'py, PyAny>> {
-    debug_assert_eq!(names.len(), values.len());
-    let obj = refs.object_new.bind(py).call1((cls.bind(py),))?;
-    for (name, value) in names.iter().zip(values) {
-        // SAFETY: all three pointers are live, owned references held by the GIL-bound
-        // handles above; PyObject_GenericSetAttr does not steal references.
-        let rc = unsafe {
-            pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr())
+/// A frozen slots dataclass (`ChangeEvent`, `BinlogPosition`) and the fastest safe way to make
+/// its instances without running the generated `__init__` (which sets every field through
+/// `object.__setattr__`, ~0.8 µs for `ChangeEvent`).
+///
+/// Fast path: allocate with the type's `tp_alloc` (what `object.__new__(cls)` does) and store
+/// each field straight into its slot. The slot offsets are not part of the stable ABI, so they
+/// are *measured* once at registration: a probe instance gets a distinct sentinel in every slot
+/// through the generic attribute setter, and the fast path is used only if each sentinel is found
+/// at the offset CPython's layout rule gives (`tp_basicsize` of `object`, then one pointer per
+/// slot in `__slots__` order). Otherwise every instance goes through `object.__new__` + the
+/// generic setter (still no Python-level call per field).
+pub struct SlotsClass {
+    cls: Py<PyAny>,
+    names: Vec<Py<PyString>>,
+    /// `tp_alloc` and the byte offset of each slot, when verified.
+    direct: Option<(pyo3::ffi::allocfunc, Vec<usize>)>,
+}
+
+impl SlotsClass {
+    /// Check that `cls` is a slots class with exactly `fields` in this order, and measure its
+    /// layout.
+    pub fn new(py: Python<'_>, cls: Py<PyAny>, fields: &[&str]) -> PyResult<Self> {
+        let slots: Vec<String> = cls.bind(py).getattr("__slots__")?.extract()?;
+        if slots != fields {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "_init: {} has slots {slots:?}, expected {fields:?}",
+                cls.bind(py).getattr("__name__")?
+            )));
+        }
+        let names: Vec<Py<PyString>> = fields
+            .iter()
+            .map(|n| PyString::intern(py, n).unbind())
+            .collect();
+        let mut this = Self {
+            cls,
+            names,
+            direct: None,
         };
-        if rc != 0 {
-            return Err(PyErr::fetch(py));
+        this.direct = this.measure(py)?;
+        Ok(this)
+    }
+
+    /// The verified fast-path layout, or None. (CPython orders slots by name, not by
+    /// `__slots__` order, so every offset is found by its sentinel.)
+    fn measure(&self, py: Python<'_>) -> PyResult<Option<(pyo3::ffi::allocfunc, Vec<usize>)>> {
+        let cls = self.cls.bind(py);
+        let Ok(tp) = cls.cast::<pyo3::types::PyType>() else {
+            return Ok(None);
+        };
+        let ptr_size = std::mem::size_of::<*mut pyo3::ffi::PyObject>();
+        let object_size: usize = py
+            .get_type::<pyo3::types::PyAny>()
+            .getattr("__basicsize__")?
+            .extract()?;
+        let basic: usize = cls.getattr("__basicsize__")?.extract()?;
+        if basic != object_size + ptr_size * self.names.len() {
+            return Ok(None);
+        }
+        // SAFETY: PyType_GetSlot accepts any type object since 3.10 and returns the slot's
+        // function pointer or NULL; Py_tp_alloc's slot has the `allocfunc` signature.
+        let alloc: Option<pyo3::ffi::allocfunc> = unsafe {
+            let f = pyo3::ffi::PyType_GetSlot(tp.as_type_ptr(), pyo3::ffi::Py_tp_alloc);
+            if f.is_null() {
+                None
+            } else {
+                Some(std::mem::transmute::<
+                    *mut std::ffi::c_void,
+                    pyo3::ffi::allocfunc,
+                >(f))
+            }
+        };
+        let Some(alloc) = alloc else { return Ok(None) };
+        let probe = self.build_generic(
+            py,
+            (0..self.names.len())
+                .map(|_| pyo3::types::PyList::empty(py).into_any())
+                .collect(),
+        )?;
+        let mut offsets = Vec::with_capacity(self.names.len());
+        for name in &self.names {
+            let sentinel = probe.getattr(name.bind(py))?;
+            // The pointer slots of the instance after the `object` header.
+            let found: Vec<usize> = (0..self.names.len())
+                .map(|k| object_size + ptr_size * k)
+                .filter(|off| {
+                    // SAFETY: `off + ptr_size <= basic`, the instance size, so the read stays
+                    // inside the live probe object; every slot holds an object pointer.
+                    let at = unsafe {
+                        probe
+                            .as_ptr()
+                            .cast::<u8>()
+                            .add(*off)
+                            .cast::<*mut pyo3::ffi::PyObject>()
+                            .read()
+                    };
+                    at == sentinel.as_ptr()
+                })
+                .collect();
+            match found.as_slice() {
+                [off] => offsets.push(*off),
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some((alloc, offsets)))
+    }
+
+    /// Whether instances are built by direct slot stores (the measured layout).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The class itself.
+    pub fn class(&self) -> &Py<PyAny> {
+        &self.cls
+    }
+
+    /// Slow path: `object.__new__(cls)` + the generic setter per slot.
+    fn build_generic<'py>(
+        &self,
+        py: Python<'py>,
+        values: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cls = self.cls.bind(py).cast::<pyo3::types::PyType>()?;
+        let obj = py
+            .get_type::<pyo3::types::PyAny>()
+            .call_method1("__new__", (cls,))?;
+        for (name, value) in self.names.iter().zip(&values) {
+            // SAFETY: all three pointers are live, owned references held by the GIL-bound
+            // handles above; PyObject_GenericSetAttr does not steal references.
+            let rc = unsafe {
+                pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr())
+            };
+            if rc != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(obj)
+    }
+
+    /// A new instance with these field values (in field order).
+    pub fn build<'py, const N: usize>(
+        &self,
+        py: Python<'py>,
+        values: [Bound<'py, PyAny>; N],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if N != self.names.len() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "{N} values for {} fields",
+                self.names.len()
+            )));
+        }
+        let Some((alloc, offsets)) = &self.direct else {
+            return self.build_generic(py, values.into());
+        };
+        let cls = self.cls.bind(py).cast::<pyo3::types::PyType>()?;
+        // SAFETY: `alloc` is the type's own tp_alloc; it returns a new, zero-filled instance
+        // (GC-tracked for GC types) or NULL with an exception set. Each offset was verified at
+        // registration to be the slot of the corresponding field, inside the instance; the
+        // slots are NULL in a fresh instance, so storing an owned reference (into_ptr) there is
+        // exactly what the slot setter does, minus the descriptor lookup. No Python code runs
+        // between the allocation and the stores.
+        unsafe {
+            let obj = alloc(cls.as_type_ptr(), 0);
+            let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+            let base = obj.as_ptr().cast::<u8>();
+            for (off, v) in offsets.iter().zip(values) {
+                base.add(*off)
+                    .cast::<*mut pyo3::ffi::PyObject>()
+                    .write(v.into_ptr());
+            }
+            Ok(obj)
         }
     }
-    Ok(obj)
 }
 
 /// A queued change as a `ChangeEvent`.
@@ -354,17 +575,24 @@ pub fn event<'py>(
             p.clone_ref(py)
         }
         _ => {
-            let p = fast_new(
-                py,
-                refs,
-                &refs.binlog_position,
-                &refs.position_fields,
-                &[
-                    PyString::new(py, &ev.position.file).into_any(),
-                    ev.position.offset.into_pyobject(py)?.into_any(),
-                ],
-            )?
-            .unbind();
+            let file = match &cache.file {
+                Some((f, p)) if Arc::ptr_eq(f, &ev.position.file) => p.clone_ref(py),
+                _ => {
+                    let p = PyString::new(py, &ev.position.file).unbind();
+                    cache.file = Some((ev.position.file.clone(), p.clone_ref(py)));
+                    p
+                }
+            };
+            let p = refs
+                .binlog_position
+                .build(
+                    py,
+                    [
+                        file.into_bound(py).into_any(),
+                        ev.position.offset.into_pyobject(py)?.into_any(),
+                    ],
+                )?
+                .unbind();
             cache.position = Some((
                 ev.position.file.clone(),
                 ev.position.offset,
@@ -395,14 +623,27 @@ pub fn event<'py>(
         },
         None => py.None(),
     };
+    let timestamp = match &cache.timestamp {
+        Some((t, p)) if *t == ev.timestamp => p.clone_ref(py),
+        _ => {
+            let p = ev.timestamp.into_pyobject(py)?.into_any().unbind();
+            cache.timestamp = Some((ev.timestamp, p.clone_ref(py)));
+            p
+        }
+    };
     let mut json = ready.json.into_iter();
     let t = cache.table(py, &ev.table);
+    let mut before_objs = Vec::new();
+    let record = (ev.before.is_some() && ev.after.is_some()).then_some(&mut before_objs);
     let before = match &ev.before {
-        Some(r) => row(py, refs, native, r, &ev.table, &t.keys, &mut json)?.into_any(),
+        Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
     let after = match &ev.after {
-        Some(r) => row(py, refs, native, r, &ev.table, &t.keys, &mut json)?.into_any(),
+        Some(r) => {
+            let shared = ev.before.as_ref().map(|b| (b, before_objs.as_slice()));
+            row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
+        }
         None => py.None().into_bound(py),
     };
     let kind = match ev.kind {
@@ -410,18 +651,15 @@ pub fn event<'py>(
         ChangeKind::Update => &refs.event_types[1],
         ChangeKind::Delete => &refs.event_types[2],
     };
-    fast_new(
+    refs.change_event.build(
         py,
-        refs,
-        &refs.change_event,
-        &refs.event_fields,
-        &[
+        [
             kind.bind(py).clone(),
             t.database.bind(py).clone().into_any(),
             t.table.bind(py).clone().into_any(),
             before,
             after,
-            ev.timestamp.into_pyobject(py)?.into_any(),
+            timestamp.into_bound(py),
             position.into_bound(py),
             pyo3::types::PyBool::new(py, t.names_resolved)
                 .to_owned()

@@ -14,6 +14,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod convert;
 pub mod feed;
 mod live;
@@ -25,8 +28,8 @@ pub(crate) const CODE_DECODE_ROW: i32 = feed::CODE_DECODE_ROW;
 
 /// Python objects the native code needs (registered once by `types.py` / `engine.py`).
 pub(crate) struct Refs {
-    change_event: Py<PyAny>,
-    binlog_position: Py<PyAny>,
+    change_event: convert::SlotsClass,
+    binlog_position: convert::SlotsClass,
     event_types: [Py<PyAny>; 3],
     exception_for_rc: Py<PyAny>,
     mark_invalid_arg: Py<PyAny>,
@@ -37,9 +40,6 @@ pub(crate) struct Refs {
     utc: Py<PyAny>,
     decimal: Py<PyAny>,
     json_loads: Py<PyAny>,
-    object_new: Py<PyAny>,
-    event_fields: Vec<Py<pyo3::types::PyString>>,
-    position_fields: Vec<Py<pyo3::types::PyString>>,
     empty: Py<pyo3::types::PyString>,
 }
 
@@ -83,26 +83,6 @@ const EVENT_FIELDS: [&str; 10] = [
     "gtid",
 ];
 
-/// Interned field names, after checking that `cls` is a slots dataclass with exactly these
-/// fields in this order (what `convert::fast_new` relies on).
-fn fields(
-    py: Python<'_>,
-    cls: &Py<PyAny>,
-    names: &[&str],
-) -> PyResult<Vec<Py<pyo3::types::PyString>>> {
-    let slots: Vec<String> = cls.bind(py).getattr("__slots__")?.extract()?;
-    if slots != names {
-        return Err(PyRuntimeError::new_err(format!(
-            "_init: {} has slots {slots:?}, expected {names:?}",
-            cls.bind(py).getattr("__name__")?
-        )));
-    }
-    Ok(names
-        .iter()
-        .map(|n| pyo3::types::PyString::intern(py, n).unbind())
-        .collect())
-}
-
 /// Register the Python-side types (called once at import by `engine.py`).
 #[pyfunction]
 fn _init(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
@@ -112,8 +92,8 @@ fn _init(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
             .ok_or_else(|| PyRuntimeError::new_err(format!("_init: missing {k}")))
     };
     let refs = Refs {
-        change_event: get("ChangeEvent")?,
-        binlog_position: get("BinlogPosition")?,
+        change_event: convert::SlotsClass::new(py, get("ChangeEvent")?, &EVENT_FIELDS)?,
+        binlog_position: convert::SlotsClass::new(py, get("BinlogPosition")?, &["file", "offset"])?,
         event_types: [get("INSERT")?, get("UPDATE")?, get("DELETE")?],
         exception_for_rc: get("exception_for_rc")?,
         mark_invalid_arg: get("mes_validation_error")?,
@@ -124,14 +104,22 @@ fn _init(py: Python<'_>, ns: &Bound<'_, PyDict>) -> PyResult<()> {
         utc: get("utc")?,
         decimal: get("Decimal")?,
         json_loads: get("json_loads")?,
-        object_new: get("object_new")?,
-        event_fields: fields(py, &get("ChangeEvent")?, &EVENT_FIELDS)?,
-        position_fields: fields(py, &get("BinlogPosition")?, &["file", "offset"])?,
         empty: pyo3::types::PyString::intern(py, "").unbind(),
     };
     // A second _init (module reload) keeps the first registration.
     let _ = REFS.set(py, refs);
     Ok(())
+}
+
+/// Whether `ChangeEvent` and `BinlogPosition` instances are built by direct slot stores (the
+/// layout measured at `_init`) rather than the generic setter; for tests.
+#[pyfunction]
+fn _direct_slots(py: Python<'_>) -> PyResult<(bool, bool)> {
+    let refs = refs(py)?;
+    Ok((
+        refs.change_event.is_direct(),
+        refs.binlog_position.is_direct(),
+    ))
 }
 
 /// Deliver log records with level <= `level` to the registered dispatcher (-1: none).
@@ -274,6 +262,7 @@ impl NativeEngine {
             let (file, offset) = feed.position();
             Ok(refs
                 .binlog_position
+                .class()
                 .bind(py)
                 .call1((file, offset))?
                 .unbind())
@@ -388,6 +377,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LiveError", m.py().get_type::<live::LiveError>())?;
     m.add_function(wrap_pyfunction!(_init, m)?)?;
     m.add_function(wrap_pyfunction!(_set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(_direct_slots, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -600,3 +600,28 @@ def test_gil_released_while_decoding(corpus):
         stop.set()
         t.join()
     assert during > 0
+
+
+# --------------------------------------------------------------------------- object construction
+
+
+def test_events_built_natively_equal_constructed_ones(corpus):
+    """ChangeEvent / BinlogPosition are built by direct slot stores at the layout measured when
+    the module loads (convert::SlotsClass); the result must be indistinguishable from what the
+    dataclass constructor makes, field by field, for equality, hashing of positions and repr."""
+    import dataclasses
+
+    from mysql_event_stream import ChangeEvent, _native
+
+    assert _native._direct_slots() == (True, True), "fast construction path not in use"
+    events = decode(corpus, CRC32_FILE)
+    assert events
+    for ev in events:
+        fields = {f.name: getattr(ev, f.name) for f in dataclasses.fields(ChangeEvent)}
+        rebuilt = ChangeEvent(**fields)
+        assert rebuilt == ev
+        assert repr(rebuilt) == repr(ev)
+        pos = BinlogPosition(ev.position.file, ev.position.offset)
+        assert pos == ev.position and hash(pos) == hash(ev.position)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            ev.table = "x"  # type: ignore[misc]

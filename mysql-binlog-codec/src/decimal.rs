@@ -40,6 +40,8 @@
 
 use std::fmt;
 
+use crate::value::AsciiText;
+
 /// Largest precision MySQL allows for `DECIMAL`.
 pub const MAX_PRECISION: u8 = 65;
 
@@ -73,6 +75,7 @@ const POW10: [u32; DIGITS_PER_GROUP + 1] = [
 
 /// Longest text form: sign, "0." and 65 fractional digits (`DECIMAL(65,65)`).
 const MAX_TEXT_LEN: usize = MAX_PRECISION as usize + 3;
+const _: () = assert!(MAX_TEXT_LEN <= AsciiText::CAPACITY);
 
 /// Error decoding a MySQL binary DECIMAL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,12 +125,6 @@ fn dig2bytes(digits: usize) -> usize {
 /// `10^exp` for `exp <= 9`.
 fn pow10(exp: usize) -> u32 {
     POW10.get(exp).copied().unwrap_or(u32::MAX)
-}
-
-/// The ASCII character of the last decimal digit of `value`.
-fn ascii_digit(value: u32) -> u8 {
-    // `value % 10 < 10`, so the cast is lossless and the addition cannot overflow.
-    b'0' + (value % 10) as u8
 }
 
 /// How the digits of a `DECIMAL(precision, scale)` are cut into groups.
@@ -247,41 +244,6 @@ pub fn decimal_bin_size(precision: u8, scale: u8) -> Result<usize, DecimalError>
     Layout::new(precision, scale).map(Layout::bin_size)
 }
 
-/// A small stack buffer for the text form of a DECIMAL.
-struct TextBuf {
-    /// ASCII bytes written so far (and unused space).
-    buf: [u8; MAX_TEXT_LEN],
-    /// Number of bytes written.
-    len: usize,
-}
-
-impl TextBuf {
-    /// An empty buffer.
-    fn new() -> Self {
-        Self {
-            buf: [0; MAX_TEXT_LEN],
-            len: 0,
-        }
-    }
-
-    /// Append one ASCII byte (dropped if the buffer is full, which the size
-    /// bound on precision makes impossible).
-    fn push(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
-        }
-    }
-
-    /// The text written so far (ASCII only).
-    fn as_str(&self) -> &str {
-        self.buf
-            .get(..self.len)
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .unwrap_or("")
-    }
-}
-
 /// A borrowed binary DECIMAL value (exactly `decimal_bin_size` bytes).
 ///
 /// Only [`Decimal::parse`] creates values, and it checks every digit group,
@@ -378,16 +340,16 @@ impl<'a> Decimal<'a> {
     }
 
     /// The text form without the sign.
-    fn render_unsigned(&self) -> TextBuf {
-        let mut text = TextBuf::new();
+    fn render_unsigned(&self, text: &mut AsciiText) {
+        // `parse` checked that every group's value has at most `digits` digits, so printing a
+        // group zero-padded to its width gives exactly its digits.
         let mut started = false;
         for group in self.groups().filter(|g| g.integer) {
-            for exp in (0..group.digits).rev() {
-                let digit = group.value / pow10(exp) % 10;
-                started |= digit != 0;
-                if started {
-                    text.push(ascii_digit(digit));
-                }
+            if started {
+                text.push_padded(group.value, group.digits);
+            } else if group.value != 0 {
+                text.push_padded(group.value, 1);
+                started = true;
             }
         }
         if !started {
@@ -396,11 +358,18 @@ impl<'a> Decimal<'a> {
         if self.scale > 0 {
             text.push(b'.');
             for group in self.groups().filter(|g| !g.integer) {
-                for exp in (0..group.digits).rev() {
-                    text.push(ascii_digit(group.value / pow10(exp)));
-                }
+                text.push_padded(group.value, group.digits);
             }
         }
+    }
+
+    /// The text exactly as MySQL SELECT prints it (see [`Decimal::write_text`]), on the stack.
+    pub fn to_text(&self) -> AsciiText {
+        let mut text = AsciiText::new();
+        if self.is_negative() {
+            text.push(b'-');
+        }
+        self.render_unsigned(&mut text);
         text
     }
 
@@ -413,10 +382,7 @@ impl<'a> Decimal<'a> {
     /// None today: [`Decimal::parse`] already checked every digit group, so
     /// this always returns `Ok`; the `Result` leaves room for future checks.
     pub fn write_text(&self, out: &mut String) -> Result<(), DecimalError> {
-        if self.is_negative() {
-            out.push('-');
-        }
-        out.push_str(self.render_unsigned().as_str());
+        out.push_str(&self.to_text());
         Ok(())
     }
 }
@@ -425,7 +391,9 @@ impl<'a> Decimal<'a> {
 /// `+` and `0` flags work as for integers; precision is ignored.
 impl fmt::Display for Decimal<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad_integral(!self.is_negative(), "", self.render_unsigned().as_str())
+        let mut text = AsciiText::new();
+        self.render_unsigned(&mut text);
+        f.pad_integral(!self.is_negative(), "", text.as_str())
     }
 }
 

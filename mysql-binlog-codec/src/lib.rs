@@ -90,4 +90,4 @@ pub use header::{
 pub use payload::{PayloadCompression, PayloadEvents, TransactionPayload};
 pub use rows::{Row, RowChange, Rows, RowsEvent, RowsKind};
 pub use table_map::{ColumnDef, TableMap};
-pub use value::{ColumnType, Date, DateTime, JsonValue, Time, Timestamp, Value};
+pub use value::{AsciiText, ColumnType, Date, DateTime, JsonValue, Time, Timestamp, Value};

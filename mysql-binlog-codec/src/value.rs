@@ -146,19 +146,150 @@ pub struct Date {
     pub day: u8,
 }
 
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+/// A short ASCII text kept on the stack: the text form of a temporal or DECIMAL value without
+/// a heap allocation (`Date::to_text`, `DateTime::to_text`, `Decimal::to_text`, …). Bindings
+/// that copy the text into their own string objects use it to skip `to_string()`'s allocation
+/// and the formatting machinery.
+#[derive(Clone, Copy)]
+pub struct AsciiText {
+    buf: [u8; Self::CAPACITY],
+    len: u8,
+}
+
+impl AsciiText {
+    /// Bytes it can hold: enough for `-` + 65 digits + `.` (`DECIMAL(65,30)`) and any temporal value.
+    pub const CAPACITY: usize = 72;
+
+    /// An empty text.
+    pub fn new() -> Self {
+        Self {
+            buf: [0; Self::CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// Append one ASCII byte (dropped if full; every producer in this crate stays below
+    /// [`AsciiText::CAPACITY`]).
+    #[inline]
+    pub(crate) fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// Append `n` in decimal, zero-padded to at least `width` digits.
+    #[inline]
+    pub(crate) fn push_padded(&mut self, n: u32, width: usize) {
+        // Fast paths for the common two- and four-digit fields of dates and times.
+        if width == 2 && n < 100 {
+            let at = usize::from(self.len);
+            if let Some(d) = self.buf.get_mut(at..at + 2) {
+                d[0] = b'0' + (n / 10) as u8;
+                d[1] = b'0' + (n % 10) as u8;
+                self.len += 2;
+            }
+            return;
+        }
+        if width == 4 && n < 10_000 {
+            let at = usize::from(self.len);
+            if let Some(d) = self.buf.get_mut(at..at + 4) {
+                d[0] = b'0' + (n / 1000) as u8;
+                d[1] = b'0' + (n / 100 % 10) as u8;
+                d[2] = b'0' + (n / 10 % 10) as u8;
+                d[3] = b'0' + (n % 10) as u8;
+                self.len += 4;
+            }
+            return;
+        }
+        let mut digits = [0u8; 10];
+        let mut i = digits.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for _ in (digits.len() - i)..width {
+            self.push(b'0');
+        }
+        for &d in &digits[i..] {
+            self.push(d);
+        }
+    }
+
+    /// Append `.` and the first `fsp` (at most 6) digits of `micros`; nothing when `fsp` is 0.
+    #[inline]
+    fn push_frac(&mut self, micros: u32, fsp: u8) {
+        if fsp == 0 {
+            return;
+        }
+        let fsp = fsp.min(6);
+        self.push(b'.');
+        self.push_padded(micros / 10u32.pow(6 - u32::from(fsp)), usize::from(fsp));
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever pushed.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
     }
 }
 
-fn write_frac(f: &mut fmt::Formatter<'_>, micros: u32, fsp: u8) -> fmt::Result {
-    if fsp == 0 {
-        return Ok(());
+impl Default for AsciiText {
+    fn default() -> Self {
+        Self::new()
     }
-    let fsp = fsp.min(6);
-    let scaled = micros / 10u32.pow(6 - u32::from(fsp));
-    write!(f, ".{:0width$}", scaled, width = usize::from(fsp))
+}
+
+impl std::ops::Deref for AsciiText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for AsciiText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for AsciiText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Date {
+    fn push_to(&self, t: &mut AsciiText) {
+        t.push_padded(u32::from(self.year), 4);
+        t.push(b'-');
+        t.push_padded(u32::from(self.month), 2);
+        t.push(b'-');
+        t.push_padded(u32::from(self.day), 2);
+    }
+
+    /// The `SELECT` text (`YYYY-MM-DD`) without allocating; same as `to_string()`.
+    pub fn to_text(&self) -> AsciiText {
+        let mut t = AsciiText::new();
+        self.push_to(&mut t);
+        t
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
 }
 
 /// A `TIME` value (may be negative and exceed 24 hours).
@@ -178,17 +309,26 @@ pub struct Time {
     pub fsp: u8,
 }
 
+impl Time {
+    /// The `SELECT` text (`[-]HH:MM:SS[.f]`) without allocating; same as `to_string()`.
+    pub fn to_text(&self) -> AsciiText {
+        let mut t = AsciiText::new();
+        if self.negative {
+            t.push(b'-');
+        }
+        t.push_padded(self.hours, 2);
+        t.push(b':');
+        t.push_padded(u32::from(self.minutes), 2);
+        t.push(b':');
+        t.push_padded(u32::from(self.seconds), 2);
+        t.push_frac(self.micros, self.fsp);
+        t
+    }
+}
+
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.negative {
-            f.write_str("-")?;
-        }
-        write!(
-            f,
-            "{:02}:{:02}:{:02}",
-            self.hours, self.minutes, self.seconds
-        )?;
-        write_frac(f, self.micros, self.fsp)
+        f.write_str(&self.to_text())
     }
 }
 
@@ -209,14 +349,25 @@ pub struct DateTime {
     pub fsp: u8,
 }
 
+impl DateTime {
+    /// The `SELECT` text (`YYYY-MM-DD HH:MM:SS[.f]`) without allocating; same as `to_string()`.
+    pub fn to_text(&self) -> AsciiText {
+        let mut t = AsciiText::new();
+        self.date.push_to(&mut t);
+        t.push(b' ');
+        t.push_padded(u32::from(self.hour), 2);
+        t.push(b':');
+        t.push_padded(u32::from(self.minute), 2);
+        t.push(b':');
+        t.push_padded(u32::from(self.second), 2);
+        t.push_frac(self.micros, self.fsp);
+        t
+    }
+}
+
 impl fmt::Display for DateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {:02}:{:02}:{:02}",
-            self.date, self.hour, self.minute, self.second
-        )?;
-        write_frac(f, self.micros, self.fsp)
+        f.write_str(&self.to_text())
     }
 }
 
@@ -263,6 +414,17 @@ impl Timestamp {
             micros: self.micros,
             fsp: self.fsp,
         }
+    }
+}
+
+impl Timestamp {
+    /// Seconds since the epoch with the column's fractional digits (`1700000000.123`), the
+    /// form `UNIX_TIMESTAMP(col)` prints, without allocating.
+    pub fn to_epoch_text(&self) -> AsciiText {
+        let mut t = AsciiText::new();
+        t.push_padded(self.seconds, 1);
+        t.push_frac(self.micros, self.fsp);
+        t
     }
 }
 
@@ -809,6 +971,49 @@ fn maria_column_uncompress(data: &[u8], max: usize) -> PResult<Cow<'_, [u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The straightforward `format!` rendering the stack formatter must reproduce exactly.
+    fn frac_ref(micros: u32, fsp: u8) -> String {
+        if fsp == 0 {
+            return String::new();
+        }
+        let fsp = fsp.min(6);
+        let scaled = micros / 10u32.pow(6 - u32::from(fsp));
+        format!(".{:0w$}", scaled, w = usize::from(fsp))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stack_text_equals_format(
+            year in 0u16..=u16::MAX, month in 0u8..=255, day in 0u8..=255,
+            hour in 0u8..=255, minute in 0u8..=255, second in 0u8..=255,
+            hours in 0u32..=u32::MAX, micros in 0u32..2_000_000, fsp in 0u8..=9,
+            negative: bool, epoch in 0u32..=u32::MAX,
+        ) {
+            let date = Date { year, month, day };
+            let date_ref = format!("{year:04}-{month:02}-{day:02}");
+            proptest::prop_assert_eq!(date.to_text().to_string(), date_ref.clone());
+            proptest::prop_assert_eq!(date.to_string(), date_ref.clone());
+            let dt = DateTime { date, hour, minute, second, micros, fsp };
+            let dt_ref =
+                format!("{date_ref} {hour:02}:{minute:02}:{second:02}{}", frac_ref(micros, fsp));
+            proptest::prop_assert_eq!(dt.to_text().to_string(), dt_ref.clone());
+            proptest::prop_assert_eq!(dt.to_string(), dt_ref);
+            let t = Time { negative, hours, minutes: minute, seconds: second, micros, fsp };
+            let t_ref = format!(
+                "{}{hours:02}:{minute:02}:{second:02}{}",
+                if negative { "-" } else { "" },
+                frac_ref(micros, fsp)
+            );
+            proptest::prop_assert_eq!(t.to_text().to_string(), t_ref.clone());
+            proptest::prop_assert_eq!(t.to_string(), t_ref);
+            let ts = Timestamp { seconds: epoch, micros, fsp };
+            proptest::prop_assert_eq!(
+                ts.to_epoch_text().to_string(),
+                format!("{epoch}{}", frac_ref(micros, fsp))
+            );
+        }
+    }
 
     #[test]
     fn timestamps_render_utc() {

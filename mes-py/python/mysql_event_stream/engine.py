@@ -39,7 +39,6 @@ _native._init(
         "utc": _dt.UTC,
         "Decimal": _decimal.Decimal,
         "json_loads": _json.loads,
-        "object_new": object.__new__,
     }
 )
 

@@ -299,7 +299,7 @@ impl Default for EngineConfig {
             filter: TableFilter::default(),
             max_queue_events: 10_000,
             max_queue_bytes: 48 << 20,
-            max_buffered_transaction_bytes: 64 << 20,
+            max_buffered_transaction_bytes: 16 << 20,
             file_name: String::new(),
         }
     }
@@ -331,7 +331,8 @@ impl EngineConfig {
         self
     }
 
-    /// A transaction whose buffered changes exceed this (default 64 MiB) is streamed: its
+    /// A transaction whose buffered changes exceed this (default 16 MiB, so a driver streaming a
+    /// huge transaction stays well under 64 MiB of memory) is streamed: its
     /// changes are queued before its commit is seen, so memory stays bounded. Its rows can then
     /// be handed out before a cut-off at the end of the input; the checkpoint still only moves
     /// at the commit, so a resume re-delivers them (at-least-once, never lost).
@@ -399,6 +400,10 @@ pub struct Engine {
     file: Arc<str>,
     last_offset: u64,
     txn: Txn,
+    /// The event buffer of the last committed transaction, emptied, kept for the next one (a
+    /// fresh buffer per transaction meant a large allocation and free per commit, which made
+    /// glibc consolidate its small-chunk bins every time).
+    spare_events: Vec<(EngineEvent, usize)>,
     prepared: Vec<PreparedXa>,
     queue: VecDeque<Queued>,
     queued_events: usize,
@@ -440,6 +445,7 @@ impl Engine {
             file,
             last_offset: 0,
             txn: Txn::default(),
+            spare_events: Vec::new(),
             prepared: Vec::new(),
             queue: VecDeque::new(),
             queued_events: 0,
@@ -769,9 +775,15 @@ impl Engine {
         // be: GTIDs only start groups). Its buffered rows are dropped as unfinished.
         self.txn = Txn {
             open: true,
+            events: self.take_spare(),
             ..Txn::default()
         };
         self.statement = None;
+    }
+
+    /// An empty event buffer for a new transaction (the previous one's allocation).
+    fn take_spare(&mut self) -> Vec<(EngineEvent, usize)> {
+        std::mem::take(&mut self.spare_events)
     }
 
     fn query(&mut self, ev: &Event<'_>, q: &Query<'_>) -> Result<(), EngineError> {
@@ -793,6 +805,7 @@ impl Engine {
             if !self.txn.open {
                 self.txn = Txn {
                     open: true,
+                    events: self.take_spare(),
                     ..Txn::default()
                 };
             }
@@ -880,12 +893,16 @@ impl Engine {
 
     fn commit(&mut self, ev: &Event<'_>) {
         let position = self.position(&ev.header);
-        let txn = std::mem::take(&mut self.txn);
+        let mut txn = std::mem::take(&mut self.txn);
         self.statement = None;
-        for (e, bytes) in txn.events {
+        for (e, bytes) in txn.events.drain(..) {
             self.queued_events += 1;
             self.queued_bytes += bytes;
             self.queue.push_back(Queued::Event(e, bytes));
+        }
+        // Keep the buffer unless a huge transaction made it big.
+        if txn.events.capacity() <= 16_384 {
+            self.spare_events = txn.events;
         }
         let position = self.prepared.is_empty().then_some(position);
         self.queue.push_back(Queued::Commit(Box::new(CommitMark {
