@@ -190,15 +190,32 @@ impl StreamError {
     }
 }
 
-/// Reconnection policy.
+/// How the reconnect delay grows with the attempt number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backoff {
+    /// `base_delay * 2^(n-1)` before attempt `n`.
+    #[default]
+    Doubling,
+    /// `base_delay * n` before attempt `n` (the Python package's documented policy with a
+    /// 1 s base and a 10 s cap).
+    Linear,
+}
+
+/// Reconnection policy. The delay before attempt `n` is [`Reconnect::delay_before`] times a
+/// uniform random factor in [0.5, 1). The attempt counter resets once the new connection
+/// delivers something, so a connection that keeps failing right after connecting backs off
+/// further instead of starting over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconnect {
     /// Attempts after a failure (0 disables reconnection).
     pub max_attempts: u32,
     /// Delay before the first attempt.
     pub base_delay: Duration,
-    /// Cap of the (doubling) delay.
+    /// Cap of the delay.
     pub max_delay: Duration,
+    /// How the delay grows.
+    pub backoff: Backoff,
 }
 
 impl Default for Reconnect {
@@ -207,7 +224,30 @@ impl Default for Reconnect {
             max_attempts: 10,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            backoff: Backoff::Doubling,
         }
+    }
+}
+
+impl Reconnect {
+    /// The delay before attempt `attempt` (1-based), before jitter, capped at `max_delay`.
+    pub fn delay_before(&self, attempt: u32) -> Duration {
+        let n = attempt.max(1);
+        let d = match self.backoff {
+            Backoff::Doubling => self
+                .base_delay
+                .checked_mul(1u32.checked_shl(n - 1).unwrap_or(u32::MAX))
+                .unwrap_or(self.max_delay),
+            Backoff::Linear => self.base_delay.checked_mul(n).unwrap_or(self.max_delay),
+        };
+        d.min(self.max_delay)
+    }
+
+    /// [`Reconnect::delay_before`] with the jitter applied (`factor` in [0, 1) maps to
+    /// [0.5, 1)).
+    pub fn jittered_delay(&self, attempt: u32, factor: f64) -> Duration {
+        self.delay_before(attempt)
+            .mul_f64(0.5 + factor.clamp(0.0, 1.0) * 0.5)
     }
 }
 
@@ -1095,7 +1135,6 @@ impl<M: Mode> Reader<M> {
 
     fn run(&mut self, mut session: Session) {
         let mut attempts = 0u32;
-        let mut delay = self.config.reconnect.base_delay;
         loop {
             let result = loop {
                 if self.stop.load(Ordering::SeqCst) {
@@ -1153,8 +1192,10 @@ impl<M: Mode> Reader<M> {
                     let _ = self.send(Msg::Error(error));
                     return;
                 }
-                let jitter = rand::random::<f64>() * 0.5 + 0.5;
-                let sleep = delay.mul_f64(jitter);
+                let sleep = self
+                    .config
+                    .reconnect
+                    .jittered_delay(attempts, rand::random::<f64>());
                 tracing::info!(
                     addr = %self.addr(),
                     attempt = attempts,
@@ -1174,7 +1215,6 @@ impl<M: Mode> Reader<M> {
                             .min(until.saturating_duration_since(Instant::now())),
                     );
                 }
-                delay = (delay * 2).min(self.config.reconnect.max_delay);
                 match self.connect() {
                     Ok(s) => {
                         tracing::info!(
@@ -1184,7 +1224,6 @@ impl<M: Mode> Reader<M> {
                             "reconnected; resuming"
                         );
                         session = s;
-                        delay = self.config.reconnect.base_delay;
                         break;
                     }
                     Err(e) if e.retryable() => {
@@ -1226,6 +1265,37 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use mysql_binlog_codec::engine::Position;
+
+    #[test]
+    fn reconnect_delays() {
+        let doubling = Reconnect {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            backoff: Backoff::Doubling,
+        };
+        let ms = |r: &Reconnect, n| r.delay_before(n).as_millis();
+        assert_eq!(
+            (1..=8).map(|n| ms(&doubling, n)).collect::<Vec<_>>(),
+            [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert_eq!(ms(&doubling, 1000), 10_000, "no overflow");
+        // The Python package's documented policy: min(1000 * N, 10000) ms.
+        let linear = Reconnect {
+            base_delay: Duration::from_secs(1),
+            backoff: Backoff::Linear,
+            ..doubling
+        };
+        assert_eq!(
+            (1..=12).map(|n| ms(&linear, n)).collect::<Vec<_>>(),
+            [
+                1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10_000, 10_000, 10_000
+            ]
+        );
+        // Jitter: uniform(0.5, 1.0) of the delay.
+        assert_eq!(linear.jittered_delay(3, 0.0).as_millis(), 1500);
+        assert_eq!(linear.jittered_delay(3, 0.999_999).as_millis(), 2999);
+    }
 
     #[test]
     fn checkpoint_strings_round_trip() {

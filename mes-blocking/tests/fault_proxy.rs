@@ -51,6 +51,7 @@ fn config(port: u16, db: &str, start: StartPosition) -> StreamConfig {
         max_attempts: 20,
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
+        ..Reconnect::default()
     };
     c
 }

@@ -44,6 +44,7 @@ fn config(port: u16, start: StartPosition) -> StreamConfig {
         max_attempts: 30,
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
+        ..Reconnect::default()
     };
     c
 }

@@ -43,6 +43,7 @@ fn stream_config(server: &PrivateServer, start: StartPosition) -> StreamConfig {
         max_attempts: 50,
         base_delay: Duration::from_millis(100),
         max_delay: Duration::from_secs(1),
+        ..Reconnect::default()
     };
     c
 }

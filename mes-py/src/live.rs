@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mes_blocking::{BinlogStream, Reconnect, StopHandle, StreamConfig, StreamError};
+use mes_blocking::{Backoff, BinlogStream, Reconnect, StopHandle, StreamConfig, StreamError};
 use mysql_binlog_codec::engine::{EngineConfig, EngineEvent, GtidCheckpoint, TableFilter};
 use mysql_repl_proto::{
     ConnEvent, ConnectConfig, Connection, Flavor, Output, ProtoError, SslMode, StartPosition,
@@ -401,10 +401,12 @@ impl NativeStream {
             config.engine = EngineConfig::default().with_filter(self.filter.clone());
             config.queue_events = self.queue_events;
             config.queue_bytes = self.queue_bytes;
+            // PYTHON_API.md §1.6: min(1000 * N, 10000) ms * uniform(0.5, 1.0) before attempt N.
             config.reconnect = Reconnect {
                 max_attempts: self.max_reconnect_attempts,
                 base_delay: Duration::from_secs(1),
                 max_delay: Duration::from_secs(10),
+                backoff: Backoff::Linear,
             };
             config.schema_lookup = self.schema_lookup;
             BinlogStream::start(config)

@@ -639,7 +639,6 @@ impl<M: Mode> Driver<M> {
     /// The task: stream, reconnect with capped jittered backoff, stop.
     async fn run(mut self, mut session: Session) {
         let mut attempts = 0u32;
-        let mut delay = self.config.reconnect.base_delay;
         loop {
             let error = match self.drive(&mut session).await {
                 Ok(()) => continue, // `Ready` comes once per connection, inside `connect`.
@@ -683,8 +682,10 @@ impl<M: Mode> Driver<M> {
                     let _ = self.out.send(Msg::Error(error)).await;
                     return;
                 }
-                let jitter = rand::random::<f64>() * 0.5 + 0.5;
-                let sleep = delay.mul_f64(jitter);
+                let sleep = self
+                    .config
+                    .reconnect
+                    .jittered_delay(attempts, rand::random::<f64>());
                 tracing::info!(
                     addr = %self.addr(),
                     attempt = attempts,
@@ -702,7 +703,6 @@ impl<M: Mode> Driver<M> {
                     }
                     () = tokio::time::sleep(sleep) => {}
                 }
-                delay = (delay * 2).min(self.config.reconnect.max_delay);
                 match self.connect().await {
                     Ok(s) => {
                         tracing::info!(
@@ -733,7 +733,6 @@ impl<M: Mode> Driver<M> {
                     }
                 }
             };
-            delay = self.config.reconnect.base_delay;
         }
     }
 }

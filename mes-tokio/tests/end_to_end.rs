@@ -55,6 +55,7 @@ fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig 
         max_attempts: 20,
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(500),
+        ..Reconnect::default()
     };
     c
 }
@@ -488,6 +489,7 @@ async fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
         max_attempts: 5,
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
+        ..Reconnect::default()
     };
     let started = Instant::now();
     let mut stream = BinlogStream::start(c).await.unwrap();

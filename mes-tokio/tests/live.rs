@@ -36,6 +36,7 @@ fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig 
         max_attempts: 20,
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(500),
+        ..Reconnect::default()
     };
     c
 }
