@@ -443,7 +443,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             (
                 "Bounded memory: one transaction (a single INSERT of ~1 KiB rows) streamed live "
                 "through `mes-blocking`; peak RSS of the whole process. Limits: *default* = the "
-                "libraries' defaults (64 MiB transaction buffer, 48 MiB engine queue, 48 MiB driver "
+                "libraries' defaults (16 MiB transaction buffer, 48 MiB engine queue, 48 MiB driver "
                 "queue); *reduced* = those of the end-to-end tests (16 MiB, 8 MiB, 4 MiB)."
             ),
             "",
