@@ -15,7 +15,7 @@ use mes_blocking::{BinlogStream, Reconnect, StreamConfig, StreamError, start_fro
 use mes_testkit::live::proxy::FaultProxy;
 use mes_testkit::live::{CUTS, Model, ROWS, env, id_of, select_rows, server, sql, workload};
 use mysql_binlog_codec::engine::{ChangeKind, EngineConfig, EngineEvent, TableFilter};
-use mysql_repl_proto::{ConnectConfig, ProtoError, SslMode, StartPosition, TlsOptions};
+use mysql_repl_proto::{ProtoError, StartPosition};
 
 fn current() -> StartPosition {
     let status = sql("SHOW MASTER STATUS");
@@ -28,21 +28,11 @@ fn current() -> StartPosition {
 }
 
 fn config(port: u16, db: &str, start: StartPosition) -> StreamConfig {
-    let server_id = mes_testkit::live::replica_server_id();
-    let connect = ConnectConfig {
-        user: env("MES_TEST_REPL_USER").unwrap(),
-        password: env("MES_TEST_REPL_PASSWORD").unwrap(),
-        server_id,
-        tls: TlsOptions {
-            mode: SslMode::Preferred,
-            ..TlsOptions::default()
-        },
+    let connect = mes_testkit::live::repl_connect(
+        env("MES_TEST_REPL_USER").unwrap(),
+        env("MES_TEST_REPL_PASSWORD").unwrap(),
         start,
-        heartbeat_period: Duration::from_millis(500),
-        read_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        ..ConnectConfig::default()
-    };
+    );
     let mut c = StreamConfig::new("127.0.0.1", port, connect);
     c.engine =
         EngineConfig::default().with_filter(TableFilter::default().with_include_databases(&[db]));

@@ -16,25 +16,17 @@ use mes_blocking::{BinlogStream, Reconnect, StreamConfig};
 use mes_testkit::live::Model;
 use mes_testkit::restart::{self, Capture, PrivateServer};
 use mysql_binlog_codec::engine::{ChangeKind, EngineConfig, EngineEvent, TableFilter};
-use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
+use mysql_repl_proto::StartPosition;
 
 const DB: &str = "mes_restart";
 
 fn stream_config(server: &PrivateServer, start: StartPosition) -> StreamConfig {
-    let connect = ConnectConfig {
-        user: server.var("MES_TEST_REPL_USER"),
-        password: server.var("MES_TEST_REPL_PASSWORD"),
-        server_id: mes_testkit::live::replica_server_id(),
-        tls: TlsOptions {
-            mode: SslMode::Preferred,
-            ..TlsOptions::default()
-        },
+    let mut connect = mes_testkit::live::repl_connect(
+        server.var("MES_TEST_REPL_USER"),
+        server.var("MES_TEST_REPL_PASSWORD"),
         start,
-        heartbeat_period: Duration::from_millis(500),
-        read_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        ..ConnectConfig::default()
-    };
+    );
+    connect.connect_timeout = Duration::from_secs(2);
     let mut c = StreamConfig::new("127.0.0.1", server.port(), connect);
     c.engine =
         EngineConfig::default().with_filter(TableFilter::default().with_include_databases(&[DB]));

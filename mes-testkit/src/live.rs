@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use mysql_binlog_codec::Value;
 use mysql_binlog_codec::engine::{ChangeEvent, ChangeKind};
+use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Rows the chaos workload writes at least.
@@ -66,6 +67,25 @@ pub fn replica_server_id() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 64;
     10_000 + (std::process::id() % 50_000) * 64 + n
+}
+
+/// The connection settings the driver tests share for the replication account: TLS preferred,
+/// a fresh [`replica_server_id`], 500 ms heartbeats, 5 s read and connect timeouts.
+pub fn repl_connect(user: String, password: String, start: StartPosition) -> ConnectConfig {
+    ConnectConfig {
+        user,
+        password,
+        server_id: replica_server_id(),
+        tls: TlsOptions {
+            mode: SslMode::Preferred,
+            ..TlsOptions::default()
+        },
+        start,
+        heartbeat_period: Duration::from_millis(500),
+        read_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        ..ConnectConfig::default()
+    }
 }
 
 /// The server's current binlog file and position (`SHOW MASTER STATUS`).

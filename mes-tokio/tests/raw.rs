@@ -21,23 +21,14 @@ use mes_testkit::raw_check::{RawCheck, RawRef, fresh_db, rotating_workload};
 use mes_tokio::{
     RawBinlogStream, RawEvent, Reconnect, StreamConfig, StreamError, start_from_string,
 };
-use mysql_repl_proto::{ConnectConfig, ProtoError, SslMode, StartPosition, TlsOptions};
+use mysql_repl_proto::{ProtoError, StartPosition};
 
 fn config(port: u16, start: StartPosition) -> StreamConfig {
-    let connect = ConnectConfig {
-        user: env("MES_TEST_REPL_USER").unwrap(),
-        password: env("MES_TEST_REPL_PASSWORD").unwrap(),
-        server_id: mes_testkit::live::replica_server_id(),
-        tls: TlsOptions {
-            mode: SslMode::Preferred,
-            ..TlsOptions::default()
-        },
+    let connect = mes_testkit::live::repl_connect(
+        env("MES_TEST_REPL_USER").unwrap(),
+        env("MES_TEST_REPL_PASSWORD").unwrap(),
         start,
-        heartbeat_period: Duration::from_millis(500),
-        read_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        ..ConnectConfig::default()
-    };
+    );
     let mut c = StreamConfig::new("127.0.0.1", port, connect);
     c.queue_events = 16;
     c.queue_bytes = 64 << 10;
