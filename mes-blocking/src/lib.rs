@@ -728,35 +728,37 @@ impl<T> Queue<T> {
     }
 
     /// The next item, waiting at most `timeout`; `Ok(None)` on timeout. Checkpoint messages
-    /// met on the way update `checkpoint`. A zero timeout only takes what is already queued
-    /// (no clock reads, no waiting).
+    /// met on the way update `checkpoint`. What is already queued is taken without reading the
+    /// clock; a zero timeout takes only that.
     fn next_timeout(
         &mut self,
         timeout: Duration,
         checkpoint: &mut Checkpoint,
     ) -> Option<Result<Option<T>, StreamError>> {
-        if timeout.is_zero() {
-            loop {
-                if self.finished {
-                    return None;
+        // First what is already queued: no clock reads on the busy path.
+        loop {
+            if self.finished {
+                return None;
+            }
+            match self.rx.try_recv() {
+                Ok(msg) => {
+                    if let Some(out) = self.handle_msg(msg, checkpoint) {
+                        return Some(out);
+                    }
                 }
-                match self.rx.try_recv() {
-                    Ok(msg) => {
-                        if let Some(out) = self.handle_msg(msg, checkpoint) {
-                            return Some(out);
-                        }
-                    }
-                    Err(TryRecvError::Empty) => {
-                        if self.stop.load(Ordering::SeqCst) {
-                            self.finished = true;
-                            return None;
-                        }
-                        return Some(Ok(None));
-                    }
-                    Err(TryRecvError::Disconnected) => {
+                Err(TryRecvError::Empty) => {
+                    if self.stop.load(Ordering::SeqCst) {
                         self.finished = true;
                         return None;
                     }
+                    if timeout.is_zero() {
+                        return Some(Ok(None));
+                    }
+                    break;
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.finished = true;
+                    return None;
                 }
             }
         }
@@ -984,6 +986,10 @@ impl Iterator for RawBinlogStream {
 struct Session {
     sock: TcpStream,
     conn: Connection,
+    /// Read buffer, allocated once per connection (`step` runs once per binlog event).
+    buf: Box<[u8]>,
+    /// The socket's current read timeout (set only when it changes: one syscall less per read).
+    read_timeout: Option<Duration>,
 }
 
 /// The reader thread: moves bytes between the socket and the protocol state machine, hands
@@ -1039,7 +1045,12 @@ impl<M: Mode> Reader<M> {
         let mut cc = self.config.connect.clone();
         cc.start = start;
         let conn = Connection::new(cc.clone(), Instant::now())?;
-        let mut s = Session { sock, conn };
+        let mut s = Session {
+            sock,
+            conn,
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            read_timeout: None,
+        };
         // Drive until Ready.
         loop {
             if let Some(ConnEvent::Ready(info)) = self.step(&mut s)? {
@@ -1052,7 +1063,6 @@ impl<M: Mode> Reader<M> {
     /// Drain the connection's outputs once; read from the socket when it waits. Returns the
     /// first protocol event met (binlog events go to the mode directly).
     fn step(&mut self, s: &mut Session) -> Result<Option<ConnEvent>, StreamError> {
-        let mut buf = [0u8; 64 * 1024];
         loop {
             match s.conn.poll_output() {
                 Output::Transmit(bytes) => s.sock.write_all(&bytes).map_err(|e| self.io(e))?,
@@ -1073,15 +1083,24 @@ impl<M: Mode> Reader<M> {
                     let wait = deadline.map_or(Duration::from_millis(200), |d| {
                         d.saturating_duration_since(now)
                     });
-                    // Wake at least every 200 ms to notice a stop request.
-                    s.sock
-                        .set_read_timeout(Some(
-                            wait.clamp(Duration::from_millis(1), Duration::from_millis(200)),
-                        ))
-                        .map_err(|e| self.io(e))?;
-                    match s.sock.read(&mut buf) {
+                    // Wake at least every 200 ms to notice a stop request. Rounded to whole
+                    // milliseconds so that a steady deadline does not change it every read.
+                    let timeout = Duration::from_millis(
+                        u64::try_from(
+                            wait.clamp(Duration::from_millis(1), Duration::from_millis(200))
+                                .as_millis(),
+                        )
+                        .unwrap_or(200),
+                    );
+                    if s.read_timeout != Some(timeout) {
+                        s.sock
+                            .set_read_timeout(Some(timeout))
+                            .map_err(|e| self.io(e))?;
+                        s.read_timeout = Some(timeout);
+                    }
+                    match s.sock.read(&mut s.buf) {
                         Ok(0) => s.conn.handle_eof(),
-                        Ok(n) => s.conn.handle_input(Instant::now(), &buf[..n]),
+                        Ok(n) => s.conn.handle_input(Instant::now(), &s.buf[..n]),
                         Err(e)
                             if matches!(
                                 e.kind(),
