@@ -662,6 +662,13 @@ fn reader(mut s: Session, shared: Arc<Shared>, max_bytes: usize) {
             Ok(None) => continue,
             Err((code, msg)) => Item::Error(code, msg),
         };
+        // Counted, not dropped: the event is handed out as received, and a CdcEngine fed with
+        // it raises ChecksumError (unless told the trailer was pre-verified).
+        if let Item::Event(b, true) = &item {
+            if !mysql_binlog_codec::crc32_matches(b) {
+                shared.crc_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let size = match &item {
             Item::Event(b, _) => b.len() + 1,
             _ => 1,

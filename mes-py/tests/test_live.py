@@ -251,6 +251,9 @@ def test_binlog_client_feeds_an_engine(server, workload):
                 break
             client.poll_batch(64)
         assert seq(client.current_gtid) >= seq(events[3].gtid)
+        # Every event's CRC32 trailer is checked on arrival (the artificial ROTATE and the
+        # FORMAT_DESCRIPTION included); none of the server's is wrong.
+        assert client.crc_errors == 0
         client.stop()
         assert not client.is_streaming
     assert not client.is_connected

@@ -464,6 +464,17 @@ impl BinlogDecoder {
     }
 }
 
+/// Whether a whole event (header, body, 4-byte CRC32 trailer) carries the right checksum, the
+/// way the server computes it (a FORMAT_DESCRIPTION_EVENT's with its "binlog in use" flag
+/// cleared). For clients that pass events on undecoded and only count corruption. A frame too
+/// short to hold a header and a trailer does not match.
+pub fn crc32_matches(frame: &[u8]) -> bool {
+    if frame.len() < HEADER_LEN + 4 {
+        return false;
+    }
+    verify_crc(frame, frame[4] == 15).is_ok()
+}
+
 fn verify_crc(frame: &[u8], clear_in_use: bool) -> PResult<()> {
     let n = frame.len() - 4;
     let stored = u32::from_le_bytes([frame[n], frame[n + 1], frame[n + 2], frame[n + 3]]);

@@ -79,7 +79,8 @@ pub mod text;
 pub mod value;
 
 pub use decoder::{
-    BINLOG_MAGIC, BinlogDecoder, DecoderConfig, ENCRYPTED_BINLOG_MAGIC, Event, EventData, MagicMode,
+    BINLOG_MAGIC, BinlogDecoder, DecoderConfig, ENCRYPTED_BINLOG_MAGIC, Event, EventData,
+    MagicMode, crc32_matches,
 };
 pub use error::{DecodeError, DecodeErrorKind};
 pub use event_type::EventType;

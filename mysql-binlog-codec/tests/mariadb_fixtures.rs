@@ -954,3 +954,46 @@ fn address_parsers() {
         "123E4567E89B12D3A456426655440000"
     );
 }
+
+/// `crc32_matches` (for clients that pass events on undecoded, e.g. the Python `BinlogClient`
+/// counting `crc_errors`): every event of a real MariaDB binlog matches, the FORMAT_DESCRIPTION
+/// also with its "in use" flag set (the server computes its CRC with the flag cleared), and any
+/// flipped bit does not.
+#[test]
+fn crc32_matches_real_events_and_catches_corruption() {
+    let file = read("types.000002");
+    let mut pos = 4;
+    let mut n = 0;
+    while pos + 19 <= file.len() {
+        let size = u32::from_le_bytes([
+            file[pos + 9],
+            file[pos + 10],
+            file[pos + 11],
+            file[pos + 12],
+        ]) as usize;
+        let frame = &file[pos..pos + size];
+        assert!(mysql_binlog_codec::crc32_matches(frame), "event at {pos}");
+        let mut bad = frame.to_vec();
+        let i = (n * 7919) % (size - 4);
+        bad[i] ^= 0x10;
+        assert!(
+            !mysql_binlog_codec::crc32_matches(&bad),
+            "corrupted event at {pos} (byte {i})"
+        );
+        if frame[4] == 15 {
+            let mut in_use = frame.to_vec();
+            in_use[17] |= 0x01;
+            assert!(
+                mysql_binlog_codec::crc32_matches(&in_use),
+                "FDE with the in-use flag"
+            );
+        }
+        pos += size;
+        n += 1;
+    }
+    assert!(n > 10, "only {n} events");
+    assert!(
+        !mysql_binlog_codec::crc32_matches(&file[4..20]),
+        "short frame"
+    );
+}
