@@ -66,8 +66,9 @@ def _checked(options: dict[str, Any], base: dict[str, Any] | None = None) -> Non
     validate_options(present, base)
 
 
-# Events per native batch: built in one GIL hold (~0.2 ms), so the event loop is never held up long.
-_BATCH = 256
+# Events per native batch: built in one GIL hold (~1 ms), so the event loop is never held up long;
+# fewer, larger batches mean fewer thread hand-offs (measured ~10% faster than 256).
+_BATCH = 1024
 
 
 class CdcStream:
