@@ -444,7 +444,7 @@ impl NativeStream {
         py: Python<'_>,
         timeout_ms: u64,
         max: usize,
-    ) -> PyResult<Option<Py<PyList>>> {
+    ) -> PyResult<Option<(Py<PyList>, Py<PyList>)>> {
         let refs = refs(py)?;
         let got = py.detach(|| self.take_events(Duration::from_millis(timeout_ms), max.max(1)));
         let events = match got {
@@ -457,6 +457,9 @@ impl NativeStream {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = PyList::empty(py);
+        // (index in `list`, checkpoint once that event is handed out): few per batch, so the
+        // events themselves travel without a tuple each.
+        let marks = PyList::empty(py);
         let mut pending: Option<String> = None;
         let newest = events.iter().rev().find_map(|(_, cp)| cp.clone());
         if let Some(cp) = newest {
@@ -478,10 +481,13 @@ impl NativeStream {
             let mariadb = c.gtid.as_deref().is_some_and(|g| !g.contains(':'));
             let ready = ready_from_change(c, mariadb).map_err(|e| live_error(e.code, e.message))?;
             let obj = convert::event(py, refs, &mut cache, self.native_types, ready)?;
-            list.append((obj, cp))?;
+            if let Some(cp) = cp {
+                marks.append((list.len(), cp))?;
+            }
+            list.append(obj)?;
         }
 
-        Ok(Some(list.unbind()))
+        Ok(Some((list.unbind(), marks.unbind())))
     }
 
     /// The committed and delivered checkpoint's GTIDs ("" = none yet).

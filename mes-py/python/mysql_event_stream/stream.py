@@ -114,7 +114,11 @@ class CdcStream:
         #: The native fetch in flight (shielded: a cancelled __anext__ loses no events).
         self._fetch: asyncio.Future[Any] | None = None
         self._start_task: asyncio.Future[bool] | None = None
-        self._buffer: deque[tuple[ChangeEvent, str | None]] = deque()
+        self._buffer: deque[ChangeEvent] = deque()
+        # (events handed out when it applies, checkpoint): from each batch's marks.
+        self._marks: deque[tuple[int, str]] = deque()
+        self._queued = 0  # events ever put into _buffer
+        self._handed_out = 0
         _checked(options)
         self._options = options
 
@@ -209,7 +213,7 @@ class CdcStream:
 
     async def __anext__(self) -> ChangeEvent:
         if self._buffer:
-            return self._deliver(self._buffer.popleft())
+            return self._deliver()
         if not self._started and not self._closed:
             self._started = True
             self._start_task = asyncio.ensure_future(self._start())
@@ -245,25 +249,32 @@ class CdcStream:
             if batch is None:
                 await self.close()
                 raise StopAsyncIteration
-            if batch:
-                self._buffer.extend(batch)
-                # A full batch means more is queued: prefetch the next one (read with the GIL
-                # released while this one is consumed). current_gtid does not consult the
-                # native stream while a fetch is pending (its checkpoint may already cover
-                # events still in the buffer); only _deliver advances it then. A partial batch
-                # means the stream caught up: no prefetch, so current_gtid can pick up a
-                # checkpoint that arrives just after the last event.
-                if len(batch) >= _BATCH:
-                    self._fetch = asyncio.ensure_future(
-                        asyncio.to_thread(native.next_batch, 500, _BATCH)
-                    )
-                return self._deliver(self._buffer.popleft())
+            events, marks = batch
+            if not events:
+                continue
+            base = self._queued
+            self._marks.extend((base + i + 1, cp) for i, cp in marks)
+            self._buffer.extend(events)
+            self._queued += len(events)
+            # A full batch means more is queued: prefetch the next one (read with the GIL
+            # released while this one is consumed). current_gtid does not consult the
+            # native stream while a fetch is pending (its checkpoint may already cover
+            # events still in the buffer); only _deliver advances it then. A partial batch
+            # means the stream caught up: no prefetch, so current_gtid can pick up a
+            # checkpoint that arrives just after the last event.
+            if len(events) >= _BATCH:
+                self._fetch = asyncio.ensure_future(
+                    asyncio.to_thread(native.next_batch, 500, _BATCH)
+                )
+            return self._deliver()
 
-    def _deliver(self, item: tuple[ChangeEvent, str | None]) -> ChangeEvent:
+    def _deliver(self) -> ChangeEvent:
         # The checkpoint covers a transaction once its last event was handed out.
-        event, gtid = item
-        if gtid:
-            self._current_gtid = gtid
+        event = self._buffer.popleft()
+        self._handed_out += 1
+        marks = self._marks
+        if marks and marks[0][0] == self._handed_out:
+            self._current_gtid = marks.popleft()[1]
         return event
 
     async def aclose(self) -> None:
@@ -275,6 +286,7 @@ class CdcStream:
         _ = self.current_gtid  # take a checkpoint that arrived after the last batch
         self._closed = True
         self._buffer.clear()
+        self._marks.clear()
         native, self._native = self._native, None
         fetch, self._fetch = self._fetch, None
         if native is not None:
