@@ -600,7 +600,7 @@ impl Engine {
                 match self.decoder.decode(&data[consumed..])? {
                     Some((ev, used)) => {
                         consumed += used;
-                        let fde = self.decoder.format_description().cloned();
+                        let fde = self.payload_fde(&ev);
                         self.process(&ev, fde.as_ref())?;
                     }
                     None => {
@@ -619,7 +619,7 @@ impl Engine {
                 let result = self.decoder.decode(&pending);
                 match result {
                     Ok(Some((ev, used))) => {
-                        let fde = self.decoder.format_description().cloned();
+                        let fde = self.payload_fde(&ev);
                         let r = self.process(&ev, fde.as_ref());
                         self.pending = pending;
                         self.pending.drain(..used);
@@ -639,6 +639,16 @@ impl Engine {
             }
         }
         Ok(consumed)
+    }
+
+    /// The format description a TRANSACTION_PAYLOAD's inner events need (cloned, as `process`
+    /// borrows `self` mutably); None for every other event — cloning it per event cost two
+    /// allocations each.
+    fn payload_fde(&self, ev: &Event<'_>) -> Option<FormatDescription<'static>> {
+        match ev.data {
+            EventData::TransactionPayload(_) => self.decoder.format_description().cloned(),
+            _ => None,
+        }
     }
 
     /// Bytes still needed to complete the event at the start of `pending`.
