@@ -41,6 +41,7 @@
 //! stream.stop();
 //! ```
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -531,13 +532,18 @@ impl mysql_binlog_codec::engine::SchemaSource for SchemaLookup {
 }
 
 enum Msg<T> {
-    /// An item and the bytes it counts against the budget.
-    Item(T, usize),
+    /// Items, each with the bytes it counts against the budget (sent in batches: one channel
+    /// operation, and at most one wake-up of a waiting consumer, per batch).
+    Items(Vec<(T, usize)>),
     /// Every item before this message belongs to transactions up to this checkpoint.
     Checkpoint(Checkpoint),
     /// Final error.
     Error(StreamError),
 }
+
+/// Items the reader collects before sending them as one message (also sent before it blocks
+/// on the socket, before a checkpoint or error, and before it would wait for queue room).
+const SEND_BATCH: usize = 256;
 
 /// What a queued checkpoint counts for in the byte budget.
 const CHECKPOINT_BYTES: usize = 128;
@@ -623,6 +629,13 @@ impl Budget {
         self.freed.notify_all();
     }
 
+    /// Whether queueing one more item of `bytes` would make the reader wait.
+    fn would_wait(&self, bytes: usize) -> bool {
+        self.fill.lock().is_ok_and(|f| {
+            f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
+        })
+    }
+
     /// Approximate bytes queued.
     fn bytes(&self) -> usize {
         self.fill.lock().map(|f| f.bytes).unwrap_or(0)
@@ -653,6 +666,8 @@ struct Queue<T> {
     thread: Option<JoinHandle<()>>,
     finished: bool,
     queue_bytes: usize,
+    /// Items of a received batch not handed out yet (still counted in the budget).
+    ready: VecDeque<(T, usize)>,
 }
 
 impl<T: Send + 'static> Queue<T> {
@@ -673,6 +688,7 @@ impl<T: Send + 'static> Queue<T> {
             budget: budget.clone(),
             stop: stop.clone(),
             mode,
+            pending: Vec::new(),
         };
         let session = reader.connect().inspect_err(|e| {
             tracing::error!(addr = %reader.addr(), error = %e, "connect failed");
@@ -694,6 +710,7 @@ impl<T: Send + 'static> Queue<T> {
             thread: Some(thread),
             finished: false,
             queue_bytes,
+            ready: VecDeque::new(),
         };
         Ok((queue, resume))
     }
@@ -720,6 +737,7 @@ impl<T> Queue<T> {
             let _ = t.join();
         }
         while self.rx.try_recv().is_ok() {}
+        self.ready.clear();
         self.finished = true;
     }
 
@@ -735,7 +753,14 @@ impl<T> Queue<T> {
         timeout: Duration,
         checkpoint: &mut Checkpoint,
     ) -> Option<Result<Option<T>, StreamError>> {
-        // First what is already queued: no clock reads on the busy path.
+        if self.finished {
+            return None;
+        }
+        if let Some((item, bytes)) = self.ready.pop_front() {
+            self.budget.release(bytes);
+            return Some(Ok(Some(item)));
+        }
+        // Then what is already queued: no clock reads on the busy path.
         loop {
             if self.finished {
                 return None;
@@ -799,7 +824,9 @@ impl<T> Queue<T> {
         checkpoint: &mut Checkpoint,
     ) -> Option<Result<Option<T>, StreamError>> {
         match msg {
-            Msg::Item(item, bytes) => {
+            Msg::Items(items) => {
+                self.ready.extend(items);
+                let (item, bytes) = self.ready.pop_front()?;
                 self.budget.release(bytes);
                 Some(Ok(Some(item)))
             }
@@ -1000,6 +1027,15 @@ struct Reader<M: Mode> {
     budget: Arc<Budget>,
     stop: Arc<AtomicBool>,
     mode: M,
+    /// Items counted in the budget, not sent yet.
+    pending: Vec<(M::Item, usize)>,
+}
+
+impl<M: Mode> Drop for Reader<M> {
+    fn drop(&mut self) {
+        // Whatever the reader ends with (end of the binlog, stop), queued items go out.
+        let _ = self.flush();
+    }
 }
 
 impl<M: Mode> Reader<M> {
@@ -1076,6 +1112,8 @@ impl<M: Mode> Reader<M> {
                 }
                 Output::Closed(Err(e)) => return Err(e.into()),
                 Output::Wait(deadline) => {
+                    // Nothing more to decode without reading: hand out what was collected.
+                    self.flush()?;
                     if self.stop.load(Ordering::SeqCst) {
                         return Ok(None);
                     }
@@ -1127,7 +1165,9 @@ impl<M: Mode> Reader<M> {
                     Out::Item(item) => self.send_item(item)?,
                     Out::Checkpoint(cp) => {
                         // Counted like an item, so a filtered stream whose consumer pauses
-                        // does not pile up checkpoints without bound.
+                        // does not pile up checkpoints without bound. The items before it go
+                        // first (and must be out before waiting for room).
+                        self.flush()?;
                         self.budget.acquire(CHECKPOINT_BYTES, &self.stop);
                         self.send(Msg::Checkpoint(cp))?;
                     }
@@ -1139,17 +1179,40 @@ impl<M: Mode> Reader<M> {
         }
     }
 
-    fn send(&self, msg: Msg<M::Item>) -> Result<(), StreamError> {
+    /// Send a message, after the items collected so far (order is kept).
+    fn send(&mut self, msg: Msg<M::Item>) -> Result<(), StreamError> {
+        self.flush()?;
+        self.send_now(msg)
+    }
+
+    fn send_now(&self, msg: Msg<M::Item>) -> Result<(), StreamError> {
         self.tx.send(msg).map_err(|_| StreamError::Io {
             addr: self.addr(),
             message: "consumer went away".into(),
         })
     }
 
-    fn send_item(&self, item: M::Item) -> Result<(), StreamError> {
+    /// Send the collected items as one message.
+    fn flush(&mut self) -> Result<(), StreamError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.pending);
+        self.send_now(Msg::Items(items))
+    }
+
+    fn send_item(&mut self, item: M::Item) -> Result<(), StreamError> {
         let bytes = M::size(&item);
+        if self.budget.would_wait(bytes) {
+            // The consumer can only make room for items it has: send ours before waiting.
+            self.flush()?;
+        }
         self.budget.acquire(bytes, &self.stop);
-        self.send(Msg::Item(item, bytes))
+        self.pending.push((item, bytes));
+        if self.pending.len() >= SEND_BATCH {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn run(&mut self, mut session: Session) {
