@@ -354,8 +354,8 @@ def cmd_floor(args: argparse.Namespace) -> int:
 CONTENDERS = [
     # key, description, mode (what "vs original" compares with)
     ("floor", "raw wire floor: `mariadb-binlog --read-from-remote-server --raw`", "live"),
-    ("rust-blocking", "Rust `mes-blocking` BinlogStream", "live"),
-    ("rust-tokio", "Rust `mes-tokio` BinlogStream", "live"),
+    ("rust-blocking", "Rust `mes-blocking` BinlogStream (binary with mimalloc)", "live"),
+    ("rust-tokio", "Rust `mes-tokio` BinlogStream (binary with mimalloc)", "live"),
     ("ours-async", "Python, ours: `CdcStream` (async)", "live"),
     ("orig-async", "Python, original 1.8.0: `CdcStream` (async)", "live"),
     ("pyrepl", "python-mysql-replication `BinLogStreamReader`", "live"),

@@ -20,6 +20,12 @@
 //! queue limits are the libraries' defaults unless `--queue-bytes`, `--engine-queue-bytes` or
 //! `--max-buffered-txn-bytes` say otherwise.
 
+/// Like any binary built on the drivers, this one picks its allocator: mimalloc. Events are
+/// allocated on the reader thread and freed on the consumer's; glibc serialises those frees on
+/// its arena lock (futex wake-ups were ~6% of the reader's time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
