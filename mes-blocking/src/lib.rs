@@ -600,10 +600,7 @@ impl Budget {
     /// still passes alone), then count it in. Returns early when `stop` is set.
     fn acquire(&self, bytes: usize, stop: &AtomicBool) {
         let Ok(mut f) = self.fill.lock() else { return };
-        let full = |f: &Fill| {
-            f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
-        };
-        if full(&f) {
+        if self.full_for(&f, bytes) {
             f.reader_waiting = true;
             while f.reader_waiting && !stop.load(Ordering::SeqCst) {
                 match self.freed.wait_timeout(f, Duration::from_millis(200)) {
@@ -631,9 +628,13 @@ impl Budget {
 
     /// Whether queueing one more item of `bytes` would make the reader wait.
     fn would_wait(&self, bytes: usize) -> bool {
-        self.fill.lock().is_ok_and(|f| {
-            f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
-        })
+        self.fill.lock().is_ok_and(|f| self.full_for(&f, bytes))
+    }
+
+    /// Whether `f` has no room for one more item of `bytes` (an item larger than the byte
+    /// limit still passes alone, into an empty queue).
+    fn full_for(&self, f: &Fill, bytes: usize) -> bool {
+        f.events >= self.max_events || (f.bytes > 0 && f.bytes + bytes > self.max_bytes)
     }
 
     /// Approximate bytes queued.

@@ -117,8 +117,7 @@ class CdcStream:
         self._buffer: deque[ChangeEvent] = deque()
         # (events handed out when it applies, checkpoint): from each batch's marks.
         self._marks: deque[tuple[int, str]] = deque()
-        self._queued = 0  # events ever put into _buffer
-        self._handed_out = 0
+        self._handed_out = 0  # events delivered so far
         _checked(options)
         self._options = options
 
@@ -252,10 +251,11 @@ class CdcStream:
             events, marks = batch
             if not events:
                 continue
-            base = self._queued
+            # A batch is taken only once the buffer is empty: its events follow the ones
+            # handed out so far.
+            base = self._handed_out
             self._marks.extend((base + i + 1, cp) for i, cp in marks)
             self._buffer.extend(events)
-            self._queued += len(events)
             # A full batch means more is queued: prefetch the next one (read with the GIL
             # released while this one is consumed). current_gtid does not consult the
             # native stream while a fetch is pending (its checkpoint may already cover
