@@ -122,7 +122,7 @@ fn burst_of_100k_rows_streams_completely() {
     while n < N {
         if let EngineEvent::Change(c) = next_event(&mut stream, deadline) {
             assert_eq!(c.kind, ChangeKind::Insert);
-            let id = id_of(&c.after);
+            let id = id_of(&c.after().unwrap());
             assert!(
                 !std::mem::replace(&mut seen[id as usize], true),
                 "id {id} twice"
@@ -196,9 +196,9 @@ fn one_200mb_transaction_streams_with_bounded_memory() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while n < ROWS {
         if let EngineEvent::Change(c) = next_event(&mut stream, deadline) {
-            let id = id_of(&c.after) as usize;
+            let id = id_of(&c.after().unwrap()) as usize;
             assert!(!std::mem::replace(&mut seen[id], true), "id {id} twice");
-            match &c.after.as_ref().unwrap().values[1] {
+            match &c.after().unwrap().unwrap().values[1] {
                 Some(Value::String { bytes, .. }) => assert_eq!(bytes.len(), PAD),
                 other => panic!("{other:?}"),
             }
@@ -246,7 +246,10 @@ fn binlog_rotation_mid_stream() {
         sql("FLUSH BINARY LOGS");
         while (ids.len() as i64) < (b + 1) * PER {
             if let EngineEvent::Change(c) = next_event(&mut stream, deadline) {
-                assert!(ids.insert(id_of(&c.after)), "a row arrived twice");
+                assert!(
+                    ids.insert(id_of(&c.after().unwrap())),
+                    "a row arrived twice"
+                );
                 let file = c.position.file.to_string();
                 if files.last() != Some(&file) {
                     files.push(file);
@@ -261,7 +264,7 @@ fn binlog_rotation_mid_stream() {
             break c;
         }
     };
-    assert_eq!(id_of(&last.after), 0);
+    assert_eq!(id_of(&last.after().unwrap()), 0);
     files.push(last.position.file.to_string());
     assert_eq!(ids.len() as i64, BATCHES * PER);
     assert_eq!(
@@ -315,7 +318,7 @@ fn ddl_mid_stream() {
         let EngineEvent::Change(c) = ev else {
             panic!("{ev:?}")
         };
-        assert_eq!(c.after.as_ref().unwrap().values.len(), 2);
+        assert_eq!(c.after().unwrap().unwrap().values.len(), 2);
         assert_eq!(names(c), ["id", "a"]);
     }
     let EngineEvent::Statement(s) = &events[3] else {
@@ -328,10 +331,10 @@ fn ddl_mid_stream() {
         let EngineEvent::Change(c) = ev else {
             panic!("{ev:?}")
         };
-        let row = c.after.as_ref().unwrap();
+        let row = c.after().unwrap().unwrap();
         assert_eq!(row.values.len(), 3);
         assert_eq!(names(c), ["id", "a", "b"]);
-        let want = match id_of(&c.after) {
+        let want = match id_of(&c.after().unwrap()) {
             1 => 8,
             4 => 40,
             5 => 50,
@@ -343,7 +346,10 @@ fn ddl_mid_stream() {
         unreachable!()
     };
     assert_eq!(upd.kind, ChangeKind::Update);
-    assert_eq!(upd.before.as_ref().unwrap().values[2], Some(Value::Int(7)));
+    assert_eq!(
+        upd.before().unwrap().unwrap().values[2],
+        Some(Value::Int(7))
+    );
     stream.stop();
     sql(&format!("DROP DATABASE {db}"));
 }
@@ -584,8 +590,20 @@ fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
     assert_eq!(got.len(), expected.len(), "every change once");
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(
-            (&g.position, g.kind, &g.gtid, &g.before, &g.after),
-            (&e.position, e.kind, &e.gtid, &e.before, &e.after)
+            (
+                &g.position,
+                g.kind,
+                &g.gtid,
+                &g.before().unwrap(),
+                &g.after().unwrap()
+            ),
+            (
+                &e.position,
+                e.kind,
+                &e.gtid,
+                &e.before().unwrap(),
+                &e.after().unwrap()
+            )
         );
     }
     let cp = stream.checkpoint_string();

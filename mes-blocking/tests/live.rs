@@ -56,7 +56,7 @@ fn collect(stream: &mut BinlogStream, n: usize, ids: &mut BTreeMap<i64, usize>) 
     while ids.values().sum::<usize>() < n && Instant::now() < deadline {
         match stream.next_timeout(Duration::from_millis(500)) {
             Some(Ok(Some(EngineEvent::Change(c)))) if c.kind == ChangeKind::Insert => {
-                let after = c.after.unwrap();
+                let after = c.after().unwrap().unwrap();
                 let Some(Value::Int(id)) = after.values[0] else {
                     panic!("{after:?}")
                 };
@@ -210,7 +210,7 @@ fn mariadb_geometry_and_char_columns() {
         Some(8),
         "CHAR latin1 (latin1_swedish_ci)"
     );
-    let after = change.after.unwrap();
+    let after = change.after().unwrap().unwrap();
     assert!(
         matches!(&after.values[1], Some(Value::Geometry(b)) if b.len() == 25 && b[..4] == 4326u32.to_le_bytes())
     );

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mysql_binlog_codec::engine::json_lines::{write_change, write_statement};
-use mysql_binlog_codec::engine::{ChangeEvent, Engine, EngineConfig, EngineEvent, TableFilter};
+use mysql_binlog_codec::engine::{
+    ChangeEvent, Engine, EngineConfig, EngineError, EngineEvent, TableFilter,
+};
 use mysql_binlog_codec::{DecoderConfig, MagicMode};
 
 #[derive(Parser, Debug)]
@@ -139,7 +141,7 @@ fn read_file(path: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn write_text(out: &mut String, ev: &ChangeEvent) {
+fn write_text(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineError> {
     use std::fmt::Write as _;
     let _ = write!(
         out,
@@ -153,12 +155,13 @@ fn write_text(out: &mut String, ev: &ChangeEvent) {
     if let Some(g) = &ev.gtid {
         let _ = write!(out, " gtid={g}");
     }
-    for (label, img) in [(" before=", &ev.before), (" after=", &ev.after)] {
+    for (label, img) in [(" before=", ev.before()?), (" after=", ev.after()?)] {
         if let Some(row) = img {
             out.push_str(label);
             mysql_binlog_codec::text::write_row(out, &row.values, &ev.table.map.columns);
         }
     }
+    Ok(())
 }
 
 /// A progress line on stderr, only when stderr is a terminal and the input is large.
@@ -231,7 +234,8 @@ fn decode(args: &DecodeArgs) -> Result<(), String> {
                     EngineEvent::Change(c) => match args.format {
                         Format::Jsonl => write_change(&mut line, c),
                         Format::Text => write_text(&mut line, c),
-                    },
+                    }
+                    .map_err(|e| format!("{path}: {e}"))?,
                     EngineEvent::Statement(s) if args.statements => match args.format {
                         Format::Jsonl => write_statement(&mut line, s),
                         Format::Text => line.push_str(&format!(
@@ -358,7 +362,7 @@ fn stream(args: &StreamArgs) -> Result<(), String> {
                 line.clear();
                 match &ev {
                     EngineEvent::Change(c) => {
-                        write_change(&mut line, c);
+                        write_change(&mut line, c).map_err(|e| e.to_string())?;
                         changes += 1;
                         stats_events += 1;
                         let now = std::time::SystemTime::now()

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use mysql_binlog_codec::ColumnDef;
 use mysql_binlog_codec::charset::decode_text;
-use mysql_binlog_codec::engine::{ChangeKind, TableInfo};
+use mysql_binlog_codec::engine::{ChangeKind, EngineError, TableInfo};
 use mysql_binlog_codec::value::{Date, DateTime, Time};
 use mysql_binlog_codec::{AsciiText, Row, Value};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString};
 
 use crate::Refs;
-use crate::feed::Ready;
+use crate::feed::{FeedError, Ready};
 
 /// Python objects reused across events of one table.
 pub struct TableCache {
@@ -633,15 +633,22 @@ pub fn event<'py>(
     };
     let mut json = ready.json.into_iter();
     let t = cache.table(py, &ev.table);
+    // The images are decoded here, straight from the rows event's bytes: values borrow them.
+    let decode = |e: EngineError| {
+        let e = FeedError::from_engine(&e);
+        crate::mes_error(py, refs, e.code, e.message)
+    };
+    let before_row = ev.before().map_err(decode)?;
+    let after_row = ev.after().map_err(decode)?;
     let mut before_objs = Vec::new();
-    let record = (ev.before.is_some() && ev.after.is_some()).then_some(&mut before_objs);
-    let before = match &ev.before {
+    let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
+    let before = match &before_row {
         Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
-    let after = match &ev.after {
+    let after = match &after_row {
         Some(r) => {
-            let shared = ev.before.as_ref().map(|b| (b, before_objs.as_slice()));
+            let shared = before_row.as_ref().map(|b| (b, before_objs.as_slice()));
             row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),

@@ -237,28 +237,25 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn value_bytes(v: &Value<'_>) -> usize {
-    16 + match v {
-        Value::String { bytes, .. } | Value::Bytes(bytes) => bytes.len(),
-        Value::Geometry(b) | Value::Vector(b) => b.len(),
-        Value::Json(_) => 64,
-        _ => 0,
-    }
-}
-
 fn event_bytes(ev: &ChangeEvent, json: &[String]) -> usize {
-    let rows: usize = [&ev.before, &ev.after]
-        .into_iter()
-        .flatten()
-        .map(|r| r.values.iter().flatten().map(value_bytes).sum::<usize>())
-        .sum();
-    96 + rows + json.iter().map(String::len).sum::<usize>()
+    ev.approx_size() + json.iter().map(String::len).sum::<usize>()
 }
 
 /// The JSON columns of a change event rendered as text, in order (before image first).
 pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
     let mut json = Vec::new();
-    for row in [&event.before, &event.after].into_iter().flatten() {
+    let columns = &event.table.map.columns;
+    if !columns.iter().any(|c| c.column_type == ColumnType::Json) {
+        return Ok(json);
+    }
+    let decode = |e: EngineError| FeedError::from_engine(&e);
+    for row in [
+        event.before().map_err(decode)?,
+        event.after().map_err(decode)?,
+    ]
+    .into_iter()
+    .flatten()
+    {
         for (i, v) in row.values.iter().enumerate() {
             if let Some(v @ Value::Json(JsonValue::UnappliedDiff(_))) = v {
                 // A partial JSON update whose before image lacks the column

@@ -791,7 +791,7 @@ impl EveryType {
             "a change of another table"
         );
         let mut line = String::new();
-        write_change(&mut line, c);
+        write_change(&mut line, c).expect("row images decode");
         let j: J = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("write_change output is not JSON ({e}): {line:.300}"));
         let image = |k: &str| j[k].as_object().cloned();

@@ -295,12 +295,12 @@ pub fn text(v: &Option<Value<'_>>) -> String {
 }
 
 /// A row image as text values.
-pub fn row_text(r: &Option<mysql_binlog_codec::Row<'static>>) -> Vec<String> {
+pub fn row_text(r: &Option<mysql_binlog_codec::Row<'_>>) -> Vec<String> {
     r.as_ref().unwrap().values.iter().map(text).collect()
 }
 
 /// The integer id in column 0.
-pub fn id_of(r: &Option<mysql_binlog_codec::Row<'static>>) -> i64 {
+pub fn id_of(r: &Option<mysql_binlog_codec::Row<'_>>) -> i64 {
     match r.as_ref().unwrap().values[0] {
         Some(Value::Int(id)) => id,
         ref other => panic!("{other:?}"),
@@ -368,25 +368,25 @@ impl Model {
         self.changes += 1;
         match c.kind {
             ChangeKind::Insert => {
-                let id = id_of(&c.after);
+                let id = id_of(&c.after().unwrap());
                 *self.inserted.entry(id).or_default() += 1;
                 assert_eq!(self.inserted[&id], 1, "id {id} inserted twice");
-                self.rows.insert(id, row_text(&c.after));
+                self.rows.insert(id, row_text(&c.after().unwrap()));
             }
             ChangeKind::Update => {
-                let id = id_of(&c.before);
+                let id = id_of(&c.before().unwrap());
                 assert_eq!(
                     self.rows.get(&id),
-                    Some(&row_text(&c.before)),
+                    Some(&row_text(&c.before().unwrap())),
                     "update of {id}: before image is not the current row (duplicate or gap)"
                 );
-                self.rows.insert(id, row_text(&c.after));
+                self.rows.insert(id, row_text(&c.after().unwrap()));
             }
             ChangeKind::Delete => {
-                let id = id_of(&c.before);
+                let id = id_of(&c.before().unwrap());
                 assert_eq!(
                     self.rows.remove(&id),
-                    Some(row_text(&c.before)),
+                    Some(row_text(&c.before().unwrap())),
                     "delete of {id}: before image is not the current row (duplicate or gap)"
                 );
             }

@@ -89,6 +89,6 @@ pub use header::{
     EventHeader, FLAG_ARTIFICIAL, FLAG_BINLOG_IN_USE, FLAG_IGNORABLE, FLAG_RELAY_LOG, HEADER_LEN,
 };
 pub use payload::{PayloadCompression, PayloadEvents, TransactionPayload};
-pub use rows::{Row, RowChange, Rows, RowsEvent, RowsKind};
+pub use rows::{Row, RowChange, RowSpans, Rows, RowsEvent, RowsKind};
 pub use table_map::{ColumnDef, TableMap};
 pub use value::{AsciiText, ColumnType, Date, DateTime, JsonValue, Time, Timestamp, Value};

@@ -2,6 +2,7 @@
 //! PARTIAL_UPDATE_ROWS. Rows are decoded lazily, one at a time, against their TABLE_MAP.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use crate::cursor::Cursor;
 use crate::error::{DecodeErrorKind, PResult};
@@ -58,6 +59,16 @@ pub struct RowChange<'a> {
     pub after: Option<Row<'a>>,
 }
 
+/// Where one row change's images lie in [`RowsEvent::rows_data`] (byte ranges), as found by
+/// [`Rows::next_spans`]; decode one later with [`RowsEvent::image_at`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowSpans {
+    /// The before image (UPDATE, DELETE).
+    pub before: Option<Range<usize>>,
+    /// The after image (INSERT, UPDATE).
+    pub after: Option<Range<usize>>,
+}
+
 /// One row image: one slot per table column; `None` when the column is not in the image
 /// (`binlog_row_image=MINIMAL/NOBLOB`).
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +92,38 @@ impl<'a> RowsEvent<'a> {
             failed: false,
             max_alloc: 1 << 30,
         }
+    }
+
+    /// Decode the one image that lies at `span` of [`Self::rows_data`] (a range from
+    /// [`Rows::next_spans`] over this same event): the before image when `after` is false,
+    /// else the after image. `max_alloc` caps decompressed column values as in
+    /// [`Rows::with_max_alloc`]. For [`RowsKind::PartialUpdate`] the after image's partial
+    /// JSON columns are [`JsonValue::UnappliedDiff`]; use [`Self::rows`] to get them applied.
+    pub fn image_at<'t>(
+        &'t self,
+        table: &'t TableMap<'t>,
+        span: Range<usize>,
+        after: bool,
+        max_alloc: usize,
+    ) -> PResult<Row<'t>> {
+        let data = self
+            .rows_data
+            .get(span)
+            .ok_or(DecodeErrorKind::ShortBody { what: "row image" })?;
+        let mut rows = Rows {
+            event: self,
+            table,
+            cursor: Cursor::new(data),
+            failed: false,
+            max_alloc,
+        };
+        rows.check()?;
+        let (present, partial): (&[u8], bool) = if after {
+            (&self.columns_after, self.kind == RowsKind::PartialUpdate)
+        } else {
+            (&self.columns_before, false)
+        };
+        rows.image(present, partial)
     }
 
     /// Whether the statement ends with this event.
@@ -122,6 +165,18 @@ impl<'t> Rows<'t> {
     }
 
     fn image(&mut self, present: &[u8], partial_json: bool) -> PResult<Row<'t>> {
+        let mut values = Vec::with_capacity(self.event.column_count);
+        self.image_with(present, partial_json, |v| values.push(v))?;
+        Ok(Row { values })
+    }
+
+    /// Decode one image, handing each column's slot to `sink` in column order.
+    fn image_with(
+        &mut self,
+        present: &[u8],
+        partial_json: bool,
+        mut sink: impl FnMut(Option<Value<'t>>),
+    ) -> PResult<()> {
         let cols = &self.table.columns;
         let n = self.event.column_count;
         let present_count = (0..n).filter(|&i| bit(present, i)).count();
@@ -140,12 +195,11 @@ impl<'t> Rows<'t> {
         let nulls = self
             .cursor
             .bytes(present_count.div_ceil(8), "row null bitmap")?;
-        let mut values = Vec::with_capacity(n);
         let mut k = 0usize; // index among present columns
         let mut j = 0usize; // index among present JSON columns
         for (i, col) in cols.iter().enumerate().take(n) {
             if !bit(present, i) {
-                values.push(None);
+                sink(None);
                 continue;
             }
             let is_null = bit(nulls, k);
@@ -156,14 +210,14 @@ impl<'t> Rows<'t> {
                 j += 1;
             }
             if is_null {
-                values.push(Some(Value::Null));
+                sink(Some(Value::Null));
                 continue;
             }
             if partial {
                 let len_bytes = usize::from(col.meta);
                 let len = self.cursor.uint_n(len_bytes, "partial JSON length")? as usize;
                 let diff = self.cursor.bytes(len, "partial JSON diff")?;
-                values.push(Some(Value::Json(JsonValue::UnappliedDiff(Cow::Borrowed(
+                sink(Some(Value::Json(JsonValue::UnappliedDiff(Cow::Borrowed(
                     diff,
                 )))));
                 continue;
@@ -171,12 +225,13 @@ impl<'t> Rows<'t> {
             let rest = self.cursor.peek_rest();
             let (v, used) = decode_value(col, i, rest, self.max_alloc)?;
             self.cursor.skip(used, "column value")?;
-            values.push(Some(v));
+            sink(Some(v));
         }
-        Ok(Row { values })
+        Ok(())
     }
 
-    fn next_row(&mut self) -> PResult<RowChange<'t>> {
+    /// Refuse what no image of this event can be decoded from.
+    fn check(&self) -> PResult<()> {
         let ev = self.event;
         if ev.version == 0 {
             return Err(DecodeErrorKind::UnsupportedFormat {
@@ -193,6 +248,69 @@ impl<'t> Rows<'t> {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Check one row change's images and say where they lie, without keeping any value.
+    fn scan_row(&mut self) -> PResult<RowSpans> {
+        self.check()?;
+        let ev = self.event;
+        let total = ev.rows_data.len();
+        let span = |rows: &mut Self, present: &[u8], partial: bool| -> PResult<Range<usize>> {
+            let start = total - rows.cursor.remaining();
+            rows.image_with(present, partial, |_| {})?;
+            Ok(start..total - rows.cursor.remaining())
+        };
+        Ok(match ev.kind {
+            RowsKind::Write => RowSpans {
+                before: None,
+                after: Some(span(self, &ev.columns_before, false)?),
+            },
+            RowsKind::Delete => RowSpans {
+                before: Some(span(self, &ev.columns_before, false)?),
+                after: None,
+            },
+            RowsKind::Update | RowsKind::PartialUpdate => {
+                let before = span(self, &ev.columns_before, false)?;
+                let partial = ev.kind == RowsKind::PartialUpdate;
+                let after = span(self, &ev.columns_after, partial)?;
+                RowSpans {
+                    before: Some(before),
+                    after: Some(after),
+                }
+            }
+        })
+    }
+
+    /// Like [`Iterator::next`], but only checks the next row change (every value is decoded
+    /// and dropped) and returns where its images lie, for [`RowsEvent::image_at`] to decode
+    /// later. Iteration stops after the first error.
+    pub fn next_spans(&mut self) -> Option<PResult<RowSpans>> {
+        self.step(Self::scan_row)
+    }
+
+    /// One step of iteration: refuse an image that consumes nothing; stop after an error.
+    fn step<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> Option<PResult<T>> {
+        if self.failed || self.cursor.is_empty() {
+            return None;
+        }
+        let before = self.cursor.remaining();
+        let mut r = f(self);
+        // An image with no columns present consumes nothing: refuse it instead of looping.
+        if r.is_ok() && self.cursor.remaining() == before {
+            r = Err(DecodeErrorKind::Malformed {
+                what: "row image with no columns consumes no bytes".into(),
+            });
+        }
+        if r.is_err() {
+            self.failed = true;
+        }
+        Some(r)
+    }
+
+    fn next_row(&mut self) -> PResult<RowChange<'t>> {
+        self.check()?;
+        let ev = self.event;
         match ev.kind {
             RowsKind::Write => Ok(RowChange {
                 before: None,
@@ -245,21 +363,7 @@ impl<'t> Iterator for Rows<'t> {
     type Item = PResult<RowChange<'t>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.cursor.is_empty() {
-            return None;
-        }
-        let before = self.cursor.remaining();
-        let mut r = self.next_row();
-        // An image with no columns present consumes nothing: refuse it instead of looping.
-        if r.is_ok() && self.cursor.remaining() == before {
-            r = Err(DecodeErrorKind::Malformed {
-                what: "row image with no columns consumes no bytes".into(),
-            });
-        }
-        if r.is_err() {
-            self.failed = true;
-        }
-        Some(r)
+        self.step(Self::next_row)
     }
 }
 
@@ -385,6 +489,52 @@ mod tests {
         };
         assert_eq!(j.to_text().unwrap(), r#"{"a": 2, "bb": true}"#);
         assert_eq!(after.values[0], Some(Value::Int(7)));
+    }
+
+    #[test]
+    fn spans_tile_the_rows_and_decode_like_the_iterator() {
+        let table = table_map_int_json();
+        let doc = JsonDom::Object(vec![("k".into(), JsonDom::Int(5))]).to_binary();
+        // UPDATE of two rows; the second after image has a NULL JSON and is MINIMAL-free.
+        let mut body = vec![1, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+        body.extend_from_slice(&[2, 0b11, 0b01]); // before: both columns; after: id only
+        for id in [1i32, 2] {
+            body.push(0);
+            body.extend_from_slice(&id.to_le_bytes());
+            json_col(&mut body, &doc);
+            body.push(0);
+            body.extend_from_slice(&(id * 10).to_le_bytes());
+        }
+        let ev = parse_rows(&body, 10, RowsKind::Update, 2, false, 1 << 20).unwrap();
+        let eager: Vec<RowChange<'_>> = ev.rows(&table).collect::<Result<_, _>>().unwrap();
+        let mut it = ev.rows(&table);
+        let mut spans = Vec::new();
+        while let Some(s) = it.next_spans() {
+            spans.push(s.unwrap());
+        }
+        assert_eq!(spans.len(), 2);
+        let mut end = 0;
+        for (s, e) in spans.iter().zip(&eager) {
+            let (b, a) = (s.before.clone().unwrap(), s.after.clone().unwrap());
+            assert_eq!((b.start, b.end), (end, a.start), "images are contiguous");
+            end = a.end;
+            let before = ev.image_at(&table, b, false, 1 << 20).unwrap();
+            let after = ev.image_at(&table, a, true, 1 << 20).unwrap();
+            assert_eq!(Some(before), e.before);
+            assert_eq!(Some(after.clone()), e.after);
+            assert_eq!(after.values[1], None, "column absent from the after image");
+        }
+        assert_eq!(end, ev.rows_data.len());
+        // A span that is not an image is an error, not a panic.
+        assert!(ev.image_at(&table, 1..3, false, 1 << 20).is_err());
+        assert!(ev.image_at(&table, 0..body.len() + 1, false, 1 << 20).is_err());
+        // A broken row stops next_spans with an error, as it stops the iterator.
+        let cut = parse_rows(&body[..body.len() - 2], 10, RowsKind::Update, 2, false, 1 << 20)
+            .unwrap();
+        let mut it = cut.rows(&table);
+        assert!(it.next_spans().unwrap().is_ok());
+        assert!(it.next_spans().unwrap().is_err());
+        assert!(it.next_spans().is_none());
     }
 
     #[test]

@@ -565,6 +565,40 @@ impl Value<'_> {
         }
     }
 
+    /// The same value borrowing this one's bytes (a JSON document built from a partial
+    /// update is cloned).
+    pub fn borrowed(&self) -> Value<'_> {
+        fn b<'s>(c: &'s Cow<'_, [u8]>) -> Cow<'s, [u8]> {
+            Cow::Borrowed(c.as_ref())
+        }
+        match self {
+            Value::Null => Value::Null,
+            Value::Int(v) => Value::Int(*v),
+            Value::UInt(v) => Value::UInt(*v),
+            Value::Float(v) => Value::Float(*v),
+            Value::Double(v) => Value::Double(*v),
+            Value::Decimal(d) => Value::Decimal(d.clone()),
+            Value::Year(v) => Value::Year(*v),
+            Value::Date(v) => Value::Date(*v),
+            Value::Time(v) => Value::Time(*v),
+            Value::DateTime(v) => Value::DateTime(*v),
+            Value::Timestamp(v) => Value::Timestamp(*v),
+            Value::String { bytes, collation } => Value::String {
+                bytes: b(bytes),
+                collation: *collation,
+            },
+            Value::Bytes(v) => Value::Bytes(b(v)),
+            Value::Enum(v) => Value::Enum(*v),
+            Value::Set(v) => Value::Set(*v),
+            Value::Bit(v) => Value::Bit(*v),
+            Value::Json(JsonValue::Binary(v)) => Value::Json(JsonValue::Binary(b(v))),
+            Value::Json(JsonValue::Dom(d)) => Value::Json(JsonValue::Dom(d.clone())),
+            Value::Json(JsonValue::UnappliedDiff(v)) => Value::Json(JsonValue::UnappliedDiff(b(v))),
+            Value::Geometry(v) => Value::Geometry(b(v)),
+            Value::Vector(v) => Value::Vector(b(v)),
+        }
+    }
+
     /// The float32 elements of a VECTOR value.
     pub fn vector_elements(&self) -> Option<Vec<f32>> {
         match self {

@@ -24,7 +24,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn line(ev: &EngineEvent) -> String {
     let mut s = String::new();
     match ev {
-        EngineEvent::Change(c) => write_change(&mut s, c),
+        EngineEvent::Change(c) => write_change(&mut s, c).expect("row images decode"),
         EngineEvent::Statement(st) => write_statement(&mut s, st),
         _ => unreachable!(),
     }

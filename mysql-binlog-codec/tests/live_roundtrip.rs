@@ -1895,7 +1895,7 @@ fn decode(dir: &std::path::Path, files: &[String], db: &str) -> Result<Decoded, 
             match ev {
                 EngineEvent::Change(c) => {
                     let mut line = String::new();
-                    write_change(&mut line, &c);
+                    write_change(&mut line, &c).map_err(|e| format!("row images: {e}"))?;
                     let j: J = serde_json::from_str(&line)
                         .map_err(|e| format!("write_change output is not JSON ({e}): {line}"))?;
                     if j["database"] != db {

@@ -100,7 +100,7 @@ struct Counts {
     statements: u64,
     /// Per kind (INSERT, UPDATE, DELETE): sum and sum of squares of the first column.
     id_sums: [(u128, u128); 3],
-    /// Rows whose first column is not an integer.
+    /// Rows whose first column is not an integer, or whose images did not decode.
     bad_ids: u64,
 }
 
@@ -112,18 +112,23 @@ impl Counts {
     fn add(&mut self, ev: &EngineEvent) {
         match ev {
             EngineEvent::Change(c) => {
+                // Decode both images (every value, on this consumer thread).
+                let (Ok(before), Ok(after)) = (c.before(), c.after()) else {
+                    self.bad_ids += 1;
+                    return;
+                };
                 let (slot, image) = match c.kind {
                     ChangeKind::Insert => {
                         self.inserts += 1;
-                        (0, &c.after)
+                        (0, &after)
                     }
                     ChangeKind::Update => {
                         self.updates += 1;
-                        (1, &c.after)
+                        (1, &after)
                     }
                     ChangeKind::Delete => {
                         self.deletes += 1;
-                        (2, &c.before)
+                        (2, &before)
                     }
                 };
                 let id = image
@@ -142,8 +147,9 @@ impl Counts {
                     }
                     None => self.bad_ids += 1,
                 }
-                for image in [&c.before, &c.after].into_iter().flatten() {
+                for image in [&before, &after].into_iter().flatten() {
                     self.values += image.values.iter().filter(|v| v.is_some()).count() as u64;
+                    black_box(image);
                 }
                 black_box(c);
             }

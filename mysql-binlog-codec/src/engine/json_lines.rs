@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use super::{ChangeEvent, Position, StatementEvent, TableInfo};
+use super::{ChangeEvent, EngineError, Position, StatementEvent, TableInfo};
 use crate::charset::decode_text;
 use crate::json_diff::parse_json_diffs;
 use crate::table_map::ColumnDef;
@@ -234,7 +234,9 @@ fn write_gtid(out: &mut String, gtid: Option<&str>) {
 
 /// Append one change event as a JSON object (no trailing newline):
 /// `{"type","database","table","before","after","timestamp","position","gtid"}`.
-pub fn write_change(out: &mut String, ev: &ChangeEvent) {
+/// Fails only when a row image does not decode (see [`ChangeEvent::before`]); then `out`
+/// holds a partial line.
+pub fn write_change(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineError> {
     out.push_str("{\"type\":\"");
     out.push_str(ev.kind.as_str());
     out.push_str("\",\"database\":");
@@ -242,14 +244,15 @@ pub fn write_change(out: &mut String, ev: &ChangeEvent) {
     out.push_str(",\"table\":");
     write_json_string(out, &ev.table.table);
     out.push_str(",\"before\":");
-    write_image(out, &ev.table, ev.before.as_ref());
+    write_image(out, &ev.table, ev.before()?.as_ref());
     out.push_str(",\"after\":");
-    write_image(out, &ev.table, ev.after.as_ref());
+    write_image(out, &ev.table, ev.after()?.as_ref());
     let _ = write!(out, ",\"timestamp\":{},\"position\":", ev.timestamp);
     write_position(out, &ev.position);
     out.push_str(",\"gtid\":");
     write_gtid(out, ev.gtid.as_deref());
     out.push('}');
+    Ok(())
 }
 
 /// Append a statement event: `{"type":"DDL"|"QUERY","database","statement","timestamp",

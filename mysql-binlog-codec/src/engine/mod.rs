@@ -46,6 +46,7 @@ pub mod json_lines;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::events::Query;
@@ -172,17 +173,17 @@ pub struct Position {
     pub offset: u64,
 }
 
-/// One row change.
-#[derive(Debug, Clone, PartialEq)]
+/// One row change. Its row images stay as the rows event's bytes (shared by all the rows of
+/// that event) until [`ChangeEvent::before`] / [`ChangeEvent::after`] decode them, borrowing
+/// from the event: no value is copied until a consumer asks for it. The engine decoded every
+/// value once already, so decoding again does not fail on well-formed input.
+#[derive(Debug, Clone)]
 pub struct ChangeEvent {
     /// INSERT / UPDATE / DELETE.
     pub kind: ChangeKind,
     /// The table (names, column metadata).
     pub table: Arc<TableInfo>,
-    /// Before image (UPDATE, DELETE); absent columns are `None`.
-    pub before: Option<Row<'static>>,
-    /// After image (INSERT, UPDATE).
-    pub after: Option<Row<'static>>,
+    images: Images,
     /// Header timestamp of the rows event (seconds since the epoch).
     pub timestamp: u32,
     /// Position after the rows event.
@@ -191,6 +192,139 @@ pub struct ChangeEvent {
     pub gtid: Option<Arc<str>>,
     /// The statement that produced the row (MariaDB ANNOTATE_ROWS / MySQL ROWS_QUERY), if logged.
     pub statement: Option<Arc<str>>,
+}
+
+/// The bytes of one rows event, shared by its change events.
+#[derive(Debug)]
+struct RowsBytes {
+    event: RowsEvent<'static>,
+    type_code: u8,
+    offset: u64,
+    max_alloc: usize,
+}
+
+/// Where a change event's row images are.
+#[derive(Debug, Clone)]
+enum Images {
+    /// Ranges of the shared rows event's bytes, decoded on demand.
+    Lazy {
+        rows: Arc<RowsBytes>,
+        before: Option<Range<usize>>,
+        after: Option<Range<usize>>,
+    },
+    /// Decoded already (partial JSON updates, whose after image needs the before image).
+    Owned {
+        before: Option<Row<'static>>,
+        after: Option<Row<'static>>,
+    },
+}
+
+impl ChangeEvent {
+    /// The before image (UPDATE, DELETE; `None` for INSERT), decoded from the rows event's
+    /// bytes on each call; absent columns (`binlog_row_image=MINIMAL/NOBLOB`) are `None`.
+    pub fn before(&self) -> Result<Option<Row<'_>>, EngineError> {
+        self.image(false)
+    }
+
+    /// The after image (INSERT, UPDATE; `None` for DELETE), decoded on each call.
+    pub fn after(&self) -> Result<Option<Row<'_>>, EngineError> {
+        self.image(true)
+    }
+
+    /// Whether the event has a before image (UPDATE, DELETE), without decoding it.
+    pub fn has_before(&self) -> bool {
+        match &self.images {
+            Images::Lazy { before, .. } => before.is_some(),
+            Images::Owned { before, .. } => before.is_some(),
+        }
+    }
+
+    /// Whether the event has an after image (INSERT, UPDATE), without decoding it.
+    pub fn has_after(&self) -> bool {
+        match &self.images {
+            Images::Lazy { after, .. } => after.is_some(),
+            Images::Owned { after, .. } => after.is_some(),
+        }
+    }
+
+    /// Both images, decoded and owned (copies every borrowed value).
+    pub fn to_owned_images(
+        &self,
+    ) -> Result<(Option<Row<'static>>, Option<Row<'static>>), EngineError> {
+        Ok((self.before()?.map(own_row), self.after()?.map(own_row)))
+    }
+
+    fn image(&self, after: bool) -> Result<Option<Row<'_>>, EngineError> {
+        match &self.images {
+            Images::Lazy {
+                rows,
+                before: b,
+                after: a,
+            } => {
+                let Some(span) = (if after { a } else { b }) else {
+                    return Ok(None);
+                };
+                rows.event
+                    .image_at(&self.table.map, span.clone(), after, rows.max_alloc)
+                    .map(Some)
+                    .map_err(|kind| {
+                        EngineError::Decode(DecodeError::new(
+                            kind,
+                            Some(rows.type_code),
+                            rows.offset,
+                        ))
+                    })
+            }
+            Images::Owned { before, after: a } => {
+                let row = if after { a } else { before };
+                Ok(row.as_ref().map(|r| Row {
+                    values: r
+                        .values
+                        .iter()
+                        .map(|v| v.as_ref().map(Value::borrowed))
+                        .collect(),
+                }))
+            }
+        }
+    }
+
+    /// A rough size of the event in memory (what the engine's and the drivers' byte-bounded
+    /// queues count for it): a fixed part, the bytes of its images and 16 per column.
+    pub fn approx_size(&self) -> usize {
+        96 + self.image_bytes()
+    }
+
+    fn image_bytes(&self) -> usize {
+        match &self.images {
+            Images::Lazy {
+                rows,
+                before,
+                after,
+            } => [before, after]
+                .into_iter()
+                .flatten()
+                .map(|r| r.len() + 16 * rows.event.column_count)
+                .sum(),
+            Images::Owned { before, after } => row_bytes(before) + row_bytes(after),
+        }
+    }
+}
+
+impl PartialEq for ChangeEvent {
+    /// Equal when everything, the decoded row values included, is equal (two events decoded
+    /// from different bytes compare by value).
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.table == other.table
+            && self.timestamp == other.timestamp
+            && self.position == other.position
+            && self.gtid == other.gtid
+            && self.statement == other.statement
+            && self.before().ok() == other.before().ok()
+            && self.after().ok() == other.after().ok()
+            && self.before().is_ok() == other.before().is_ok()
+            && self.after().is_ok() == other.after().is_ok()
+    }
 }
 
 /// A statement the engine saw that is not a row change.
@@ -226,7 +360,7 @@ impl EngineEvent {
     /// queues count).
     pub fn approx_size(&self) -> usize {
         match self {
-            Self::Change(c) => 96 + row_bytes(&c.before) + row_bytes(&c.after),
+            Self::Change(c) => c.approx_size(),
             Self::Statement(s) => 64 + s.statement.len(),
         }
     }
@@ -990,20 +1124,43 @@ impl Engine {
                 RowsKind::Update | RowsKind::PartialUpdate => ChangeKind::Update,
                 RowsKind::Delete => ChangeKind::Delete,
             };
-            for change in rows
-                .rows(&table.map)
-                .with_max_alloc(self.config.max_buffered_transaction_bytes.max(1 << 30))
-            {
-                let change = change
-                    .map_err(|kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset))?;
-                let before = change.before.map(own_row);
-                let after = change.after.map(own_row);
-
+            let max_alloc = self.config.max_buffered_transaction_bytes.max(1 << 30);
+            let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
+            let mut images = Vec::new();
+            if rows.kind == RowsKind::PartialUpdate {
+                // The after image needs the before image's JSON: decode both now.
+                for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
+                    let change = change.map_err(err)?;
+                    images.push(Images::Owned {
+                        before: change.before.map(own_row),
+                        after: change.after.map(own_row),
+                    });
+                }
+            } else {
+                let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
+                let mut spans = Vec::new();
+                while let Some(s) = it.next_spans() {
+                    spans.push(s.map_err(err)?);
+                }
+                if !spans.is_empty() {
+                    let shared = Arc::new(RowsBytes {
+                        event: rows.clone().into_owned(),
+                        type_code: ev.header.type_code,
+                        offset: ev.offset,
+                        max_alloc,
+                    });
+                    images.extend(spans.into_iter().map(|s| Images::Lazy {
+                        rows: shared.clone(),
+                        before: s.before,
+                        after: s.after,
+                    }));
+                }
+            }
+            for images in images {
                 let ce = ChangeEvent {
                     kind,
                     table: table.clone(),
-                    before,
-                    after,
+                    images,
                     timestamp: ev.header.timestamp,
                     position: position.clone(),
                     gtid: self.txn.gtid_text.clone(),
