@@ -568,8 +568,8 @@ impl Value<'_> {
     /// The same value borrowing this one's bytes (a JSON document built from a partial
     /// update is cloned).
     pub fn borrowed(&self) -> Value<'_> {
-        fn b<'s>(c: &'s Cow<'_, [u8]>) -> Cow<'s, [u8]> {
-            Cow::Borrowed(c.as_ref())
+        fn b(c: &[u8]) -> Cow<'_, [u8]> {
+            Cow::Borrowed(c)
         }
         match self {
             Value::Null => Value::Null,
@@ -577,7 +577,7 @@ impl Value<'_> {
             Value::UInt(v) => Value::UInt(*v),
             Value::Float(v) => Value::Float(*v),
             Value::Double(v) => Value::Double(*v),
-            Value::Decimal(d) => Value::Decimal(d.clone()),
+            Value::Decimal(d) => Value::Decimal(*d),
             Value::Year(v) => Value::Year(*v),
             Value::Date(v) => Value::Date(*v),
             Value::Time(v) => Value::Time(*v),
