@@ -9,7 +9,7 @@ use crate::error::{DecodeErrorKind, PResult};
 use crate::json::JsonBinary;
 use crate::json_diff::{apply_json_diffs, parse_json_diffs};
 use crate::table_map::TableMap;
-use crate::value::{ColumnType, JsonValue, Value, decode_value};
+use crate::value::{ColumnType, JsonValue, Value, decode_value, value_len};
 
 /// What a rows event does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,12 +166,13 @@ impl<'t> Rows<'t> {
 
     fn image(&mut self, present: &[u8], partial_json: bool) -> PResult<Row<'t>> {
         let mut values = Vec::with_capacity(self.event.column_count);
-        self.image_with(present, partial_json, |v| values.push(v))?;
+        self.image_with::<false>(present, partial_json, |v| values.push(v))?;
         Ok(Row { values })
     }
 
-    /// Decode one image, handing each column's slot to `sink` in column order.
-    fn image_with(
+    /// Decode one image, handing each column's slot to `sink` in column order. With `SCAN`,
+    /// only check it: non-NULL values are measured ([`value_len`]) and `sink` gets nothing.
+    fn image_with<const SCAN: bool>(
         &mut self,
         present: &[u8],
         partial_json: bool,
@@ -223,6 +224,11 @@ impl<'t> Rows<'t> {
                 continue;
             }
             let rest = self.cursor.peek_rest();
+            if SCAN {
+                let used = value_len(col, i, rest, self.max_alloc)?;
+                self.cursor.skip(used, "column value")?;
+                continue;
+            }
             let (v, used) = decode_value(col, i, rest, self.max_alloc)?;
             self.cursor.skip(used, "column value")?;
             sink(Some(v));
@@ -258,7 +264,7 @@ impl<'t> Rows<'t> {
         let total = ev.rows_data.len();
         let span = |rows: &mut Self, present: &[u8], partial: bool| -> PResult<Range<usize>> {
             let start = total - rows.cursor.remaining();
-            rows.image_with(present, partial, |_| {})?;
+            rows.image_with::<true>(present, partial, |_| {})?;
             Ok(start..total - rows.cursor.remaining())
         };
         Ok(match ev.kind {
@@ -282,9 +288,10 @@ impl<'t> Rows<'t> {
         })
     }
 
-    /// Like [`Iterator::next`], but only checks the next row change (every value is decoded
-    /// and dropped) and returns where its images lie, for [`RowsEvent::image_at`] to decode
-    /// later. Iteration stops after the first error.
+    /// Like [`Iterator::next`], but only checks the next row change (each value is checked
+    /// exactly as decoding it would check it, without building it) and returns where its
+    /// images lie, for [`RowsEvent::image_at`] to decode later: an `Ok` here means that
+    /// decoding those images succeeds. Iteration stops after the first error.
     pub fn next_spans(&mut self) -> Option<PResult<RowSpans>> {
         self.step(Self::scan_row)
     }
@@ -527,10 +534,20 @@ mod tests {
         assert_eq!(end, ev.rows_data.len());
         // A span that is not an image is an error, not a panic.
         assert!(ev.image_at(&table, 1..3, false, 1 << 20).is_err());
-        assert!(ev.image_at(&table, 0..body.len() + 1, false, 1 << 20).is_err());
+        assert!(
+            ev.image_at(&table, 0..body.len() + 1, false, 1 << 20)
+                .is_err()
+        );
         // A broken row stops next_spans with an error, as it stops the iterator.
-        let cut = parse_rows(&body[..body.len() - 2], 10, RowsKind::Update, 2, false, 1 << 20)
-            .unwrap();
+        let cut = parse_rows(
+            &body[..body.len() - 2],
+            10,
+            RowsKind::Update,
+            2,
+            false,
+            1 << 20,
+        )
+        .unwrap();
         let mut it = cut.rows(&table);
         assert!(it.next_spans().unwrap().is_ok());
         assert!(it.next_spans().unwrap().is_err());

@@ -643,6 +643,58 @@ fn fsp_bytes(fsp: u8) -> usize {
     usize::from(fsp.min(6)).div_ceil(2)
 }
 
+/// The length of the non-NULL column value at the start of `buf`, checked as
+/// [`decode_value`] checks it, without building the value: what a pass that only finds where
+/// row images lie needs. Types whose decoding checks more than lengths and a few header bits
+/// (DECIMAL, legacy TIME/DATETIME, ENUM/SET/BIT, MariaDB compressed columns, unsupported
+/// types) are decoded. Equal to `decode_value(..).map(|(_, n)| n)`, which a property test
+/// checks.
+pub(crate) fn value_len(
+    col: &ColumnDef<'_>,
+    index: usize,
+    buf: &[u8],
+    max_alloc: usize,
+) -> PResult<usize> {
+    let tc = col.type_code;
+    let fixed = |n: usize| take(buf, n, index, tc).map(|_| n);
+    let prefixed = |len_bytes: usize| -> PResult<usize> {
+        let len = le_uint(take(buf, len_bytes, index, tc)?) as usize;
+        take(&buf[len_bytes..], len, index, tc)?;
+        Ok(len_bytes + len)
+    };
+    match col.column_type {
+        ColumnType::Tiny | ColumnType::Year => fixed(1),
+        ColumnType::Short => fixed(2),
+        ColumnType::Int24 | ColumnType::Date | ColumnType::NewDate => fixed(3),
+        ColumnType::Long | ColumnType::Float | ColumnType::Timestamp => fixed(4),
+        ColumnType::LongLong | ColumnType::Double => fixed(8),
+        ColumnType::Timestamp2 => fixed(4 + fsp_bytes(col.meta as u8)),
+        ColumnType::Time2 => fixed(3 + fsp_bytes(col.meta as u8)),
+        ColumnType::DateTime2 => {
+            let n = 5 + fsp_bytes(col.meta as u8);
+            let b = take(buf, n, index, tc)?;
+            if be_uint(&b[..5]) < 0x80_0000_0000 {
+                return Err(bad(index, tc, "negative DATETIME2"));
+            }
+            Ok(n)
+        }
+        ColumnType::VarChar | ColumnType::VarString => prefixed(if col.meta < 256 { 1 } else { 2 }),
+        ColumnType::String => {
+            let b0 = col.meta >> 8;
+            let max_len = (((b0 & 0x30) ^ 0x30) << 4) | (col.meta & 0xff);
+            prefixed(if max_len > 255 { 2 } else { 1 })
+        }
+        ColumnType::Blob | ColumnType::Geometry | ColumnType::Json | ColumnType::Vector => {
+            let len_bytes = usize::from(col.meta);
+            if !(1..=4).contains(&len_bytes) {
+                return Err(bad(index, tc, format!("length-prefix size {len_bytes}")));
+            }
+            prefixed(len_bytes)
+        }
+        _ => decode_value(col, index, buf, max_alloc).map(|(_, n)| n),
+    }
+}
+
 /// Decode one non-NULL column value from the start of `buf`; returns the value and its length.
 pub(crate) fn decode_value<'a>(
     col: &ColumnDef<'_>,
@@ -1016,7 +1068,55 @@ mod tests {
         format!(".{:0w$}", scaled, w = usize::from(fsp))
     }
 
+    /// Every resolved column type, with metadata values that exercise its length rules.
+    fn any_column() -> impl proptest::strategy::Strategy<Value = ColumnDef<'static>> {
+        use proptest::prelude::*;
+        let codes = prop_oneof![0u8..=20, Just(140u8), Just(141u8), 242u8..=255];
+        let metas = prop_oneof![
+            0u16..=8,
+            250u16..=260,
+            any::<u16>(),
+            // STRING: real type ENUM / SET / CHAR in the high byte.
+            (
+                prop_oneof![Just(0xf7u16), Just(0xf8), Just(0xfe), Just(0xce)],
+                0u16..=255
+            )
+                .prop_map(|(hi, lo)| (hi << 8) | lo),
+        ];
+        (
+            codes,
+            metas,
+            any::<Option<bool>>(),
+            proptest::option::of(0u16..=300),
+        )
+            .prop_map(|(code, meta, unsigned, collation)| ColumnDef {
+                type_code: code,
+                column_type: ColumnType::resolve(code, meta),
+                meta,
+                nullable: true,
+                unsigned,
+                collation,
+                name: None,
+                enum_values: None,
+                set_values: None,
+                geometry_type: None,
+                visible: None,
+                vector_dimension: None,
+                primary_key_prefix: None,
+            })
+    }
+
     proptest::proptest! {
+        #[test]
+        fn value_len_agrees_with_decode_value(
+            col in any_column(),
+            buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let want = decode_value(&col, 3, &buf, 1 << 16).map(|(_, n)| n);
+            let got = value_len(&col, 3, &buf, 1 << 16);
+            proptest::prop_assert_eq!(got, want, "{:?}", col);
+        }
+
         #[test]
         fn stack_text_equals_format(
             year in 0u16..=u16::MAX, month in 0u8..=255, day in 0u8..=255,
