@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -67,9 +68,10 @@ def _checked(options: dict[str, Any], base: dict[str, Any] | None = None) -> Non
 
 
 # Events per native batch: converted on the event loop's thread when they are already queued,
-# so a batch must be short (~0.2 ms) to never hold up the loop long; the loop yields once per
-# batch taken without waiting.
-_BATCH = 256
+# so a batch must be short (~0.1 ms) to never hold up the loop long.
+_BATCH = 128
+# Batches taken without suspending: the loop yields once they went on for this long (seconds).
+_YIELD_S = 0.001
 # How long one wait in a worker thread may last (ms) before it returns empty and is retried.
 _WAIT_MS = 500
 
@@ -122,7 +124,9 @@ class CdcStream:
         self._marks: deque[tuple[int, str]] = deque()
         self._handed_out = 0  # events delivered so far
         self._next_mark = 0  # the first mark's event count (0: no mark pending)
-        self._yield_due = False  # a batch was taken without suspending
+        # Batches are being taken without suspending; the loop yields at _yield_at.
+        self._yield_due = False
+        self._yield_at = 0.0
         _checked(options)
         self._options = options
 
@@ -268,9 +272,9 @@ class CdcStream:
                 raise StopAsyncIteration
             native = self._native
             if self._fetch is None:
-                if self._yield_due:
-                    # The last batch was taken without suspending: let other tasks run
-                    # once per batch, as a busy stream would otherwise never yield.
+                if self._yield_due and time.monotonic() >= self._yield_at:
+                    # Batches were taken without suspending for a while: let other tasks
+                    # run, as a busy stream would otherwise never yield.
                     self._yield_due = False
                     await asyncio.sleep(0)
                     continue
@@ -283,7 +287,9 @@ class CdcStream:
                     await self.close()
                     raise live_exception(e, connecting=False) from None
                 if batch is not None and batch[0]:
-                    self._yield_due = True
+                    if not self._yield_due:
+                        self._yield_due = True
+                        self._yield_at = time.monotonic() + _YIELD_S
                     return self._take_batch(*batch)
                 if batch is not None:
                     self._fetch = asyncio.ensure_future(
@@ -292,6 +298,7 @@ class CdcStream:
             else:
                 batch = None
             if self._fetch is not None:
+                self._yield_due = False
                 try:
                     batch = await asyncio.shield(self._fetch)
                 except _native.LiveError as e:
