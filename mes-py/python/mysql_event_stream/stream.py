@@ -1,7 +1,8 @@
 """CdcStream: async iteration over a live server's row changes.
 
 Backed by the Rust blocking driver (``mes_blocking::BinlogStream``: a reader thread that
-decodes, filters, and reconnects from the last finished transaction). ``__anext__`` waits in
+decodes, filters, and reconnects from the last finished transaction). Events already queued
+are converted in short batches on the event loop's thread; a wait for more runs in
 ``asyncio.to_thread`` (the GIL is released while waiting), so the event loop never blocks.
 """
 
