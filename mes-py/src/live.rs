@@ -208,8 +208,9 @@ fn gtid_text(g: &GtidCheckpoint) -> String {
 
 struct StreamInner {
     stream: BinlogStream,
-    /// An event read ahead while refreshing the checkpoint.
-    ahead: VecDeque<EngineEvent>,
+    /// An event read ahead while refreshing the checkpoint, or the events of a non-blocking
+    /// batch held back (with their checkpoints) until the rest of their transaction comes.
+    ahead: VecDeque<(EngineEvent, Option<String>)>,
     /// A failure met while reading ahead, raised after the events before it.
     failed: Option<StreamError>,
     ended: bool,
@@ -218,6 +219,10 @@ struct StreamInner {
     /// The checkpoint GTIDs `seen` was made from.
     seen_gtid: GtidCheckpoint,
 }
+
+/// How long a waiting batch that ends inside a transaction waits for the rest of it.
+const LINGER: Duration = Duration::from_millis(2);
+const LINGER_STEP: Duration = Duration::from_micros(200);
 
 /// Events with the checkpoint valid once each was handed out (None: unchanged).
 type Batch = Vec<(EngineEvent, Option<String>)>;
@@ -269,13 +274,36 @@ impl StreamInner {
         }
     }
 
+    /// A waiting batch that ends inside a transaction with nothing more queued: wait a little
+    /// (at most [`LINGER`]) for what follows, usually the transaction's commit, so that its
+    /// checkpoint travels with the batch. Without this the consumer, once it has handed out
+    /// the transaction's last event, could still see the checkpoint before it (the reader
+    /// sends the commit's checkpoint after the events, often after another socket read).
+    fn linger(&mut self, out: &mut Batch, delivered: &Mutex<String>) {
+        let deadline = Instant::now() + LINGER;
+        while self.ahead.is_empty()
+            && self.failed.is_none()
+            && !self.ended
+            && out.last().is_some_and(|(_, cp)| cp.is_none())
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // A checkpoint alone does not end a wait: in short steps, to notice it soon.
+            if let Some(ev) = self.fetch(left.min(LINGER_STEP), out, delivered) {
+                self.ahead.push_back((ev, None));
+            }
+        }
+    }
+
     /// Take checkpoint messages already queued (reading at most one event ahead).
     fn refresh(&mut self, out: &mut Batch, delivered: &Mutex<String>) {
         if !self.ahead.is_empty() || self.failed.is_some() || self.ended {
             return;
         }
         if let Some(ev) = self.fetch(Duration::ZERO, out, delivered) {
-            self.ahead.push_back(ev);
+            self.ahead.push_back((ev, None));
         }
     }
 }
@@ -307,7 +335,7 @@ impl NativeStream {
         let Some(inner) = g.as_mut() else {
             return Ok(None);
         };
-        let mut out: Batch = inner.ahead.drain(..).map(|e| (e, None)).collect();
+        let mut out: Batch = inner.ahead.drain(..).collect();
         if out.is_empty() {
             if let Some(e) = inner.failed.take() {
                 inner.ended = true;
@@ -337,6 +365,20 @@ impl NativeStream {
             }
         }
         inner.refresh(&mut out, &self.gtid);
+        let open = inner.ahead.is_empty()
+            && inner.failed.is_none()
+            && !inner.ended
+            && out.last().is_some_and(|(_, cp)| cp.is_none());
+        if open {
+            if timeout.is_zero() {
+                // Caught up inside a transaction. A non-blocking call runs on the event loop's
+                // thread, which must not wait: hold the events back for a waiting call, which
+                // takes them with the rest of the transaction (its checkpoint included).
+                inner.ahead.extend(out.drain(..));
+            } else {
+                inner.linger(&mut out, &self.gtid);
+            }
+        }
         Ok(Some(out))
     }
 }
@@ -438,7 +480,8 @@ impl NativeStream {
     }
 
     /// Change events (waiting at most `timeout_ms` for the first; [] on timeout), or None when
-    /// the stream ended.
+    /// the stream ended. `timeout_ms == 0` never waits: only what is already queued, for a
+    /// call on the event loop's thread.
     fn next_batch(
         &self,
         py: Python<'_>,

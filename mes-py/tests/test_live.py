@@ -359,3 +359,59 @@ def test_cdc_stream_tails_new_writes(server, workload):
         sql(server, f"DELETE FROM {DB}.t WHERE id = 100")
 
     asyncio.run(main())
+
+
+def test_cdc_stream_backlog_checkpoints_and_yields(server, workload):
+    """A backlog spanning many native batches: every row arrives once, in order; the checkpoint
+    after each event covers exactly the transactions finished by then; other tasks keep
+    running while the backlog is streamed (the loop yields between batches)."""
+    sizes = [700, 1, 450, 300]
+    start = sql(server, "SELECT @@gtid_binlog_pos").strip()
+    statements = [
+        f"USE {DB}",
+        f"DROP TABLE IF EXISTS {DB}.bulk",
+        f"CREATE TABLE {DB}.bulk (id INT PRIMARY KEY, k INT)",
+    ]
+    first = 1
+    for n in sizes:
+        statements.append(
+            f"INSERT INTO {DB}.bulk SELECT seq, seq * 3 FROM seq_{first}_to_{first + n - 1}"
+        )
+        first += n
+    sql(server, "; ".join(statements))
+    total = sum(sizes)
+
+    async def main() -> None:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.create_task(ticker())
+        stream = CdcStream(
+            **conn(server, start_gtid=start, server_id=4251), include_tables=[f"{DB}.bulk"]
+        )
+        got = await collect(stream, total)
+        await stream.close()
+        stop.set()
+        await t
+        ids = [e.after["id"] for e, _ in got]
+        assert ids == list(range(1, total + 1))
+        assert all(e.type == EventType.INSERT and e.after["k"] == 3 * e.after["id"] for e, _ in got)
+        gtids = [seq(e.gtid) for e, _ in got]
+        assert len(set(gtids)) == len(sizes) and gtids == sorted(gtids)
+        for i, (ev, cp) in enumerate(got):
+            covered = seq(cp) if cp else 0
+            last_of_trx = i + 1 == total or gtids[i + 1] != gtids[i]
+            if last_of_trx:
+                if i + 1 < total:
+                    assert seq(ev.gtid) <= covered < gtids[i + 1], (i, cp)
+            else:
+                assert covered < gtids[i], (i, cp)
+        assert ticks >= total // 1024, ticks
+
+    asyncio.run(main())

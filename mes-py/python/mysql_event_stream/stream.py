@@ -1,7 +1,8 @@
 """CdcStream: async iteration over a live server's row changes.
 
 Backed by the Rust blocking driver (``mes_blocking::BinlogStream``: a reader thread that
-decodes, filters, and reconnects from the last finished transaction). ``__anext__`` waits in
+decodes, filters, and reconnects from the last finished transaction). Events already queued
+are converted in short batches on the event loop's thread; a wait for more runs in
 ``asyncio.to_thread`` (the GIL is released while waiting), so the event loop never blocks.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -66,9 +68,13 @@ def _checked(options: dict[str, Any], base: dict[str, Any] | None = None) -> Non
     validate_options(present, base)
 
 
-# Events per native batch: built in one GIL hold (~1 ms), so the event loop is never held up long;
-# fewer, larger batches mean fewer thread hand-offs (measured ~10% faster than 256).
-_BATCH = 1024
+# Events per native batch: converted on the event loop's thread when they are already queued,
+# so a batch must be short (~0.1 ms) to never hold up the loop long.
+_BATCH = 128
+# Batches taken without suspending: the loop yields once they went on for this long (seconds).
+_YIELD_S = 0.001
+# How long one wait in a worker thread may last (ms) before it returns empty and is retried.
+_WAIT_MS = 500
 
 
 class CdcStream:
@@ -118,6 +124,10 @@ class CdcStream:
         # (events handed out when it applies, checkpoint): from each batch's marks.
         self._marks: deque[tuple[int, str]] = deque()
         self._handed_out = 0  # events delivered so far
+        self._next_mark = 0  # the first mark's event count (0: no mark pending)
+        # Batches are being taken without suspending; the loop yields at _yield_at.
+        self._yield_due = False
+        self._yield_at = 0.0
         _checked(options)
         self._options = options
 
@@ -211,8 +221,38 @@ class CdcStream:
                 return False
 
     async def __anext__(self) -> ChangeEvent:
+        # Fast path: hand out a buffered event (no native call, no suspension).
         if self._buffer:
-            return self._deliver()
+            n = self._handed_out + 1
+            self._handed_out = n
+            if n == self._next_mark:
+                self._take_mark()
+            return self._buffer.popleft()
+        return await self._refill()
+
+    def _take_mark(self) -> None:
+        # The checkpoint covers a transaction once its last event was handed out.
+        marks = self._marks
+        self._current_gtid = marks.popleft()[1]
+        self._next_mark = marks[0][0] if marks else 0
+
+    def _take_batch(self, events: list[ChangeEvent], marks: list[tuple[int, str]]) -> ChangeEvent:
+        """Buffer a non-empty batch and hand out its first event."""
+        # A batch is taken only once the buffer is empty: its events follow the ones handed
+        # out so far.
+        base = self._handed_out
+        if marks:
+            self._marks.extend((base + i + 1, cp) for i, cp in marks)
+            self._next_mark = self._marks[0][0]
+        self._buffer.extend(events)
+        n = base + 1
+        self._handed_out = n
+        if n == self._next_mark:
+            self._take_mark()
+        return self._buffer.popleft()
+
+    async def _refill(self) -> ChangeEvent:
+        """The buffer is empty: start the stream if needed, then take the next batch."""
         if not self._started and not self._closed:
             self._started = True
             self._start_task = asyncio.ensure_future(self._start())
@@ -228,54 +268,51 @@ class CdcStream:
             self._start_task = None
             if not started:
                 raise StopAsyncIteration
-        if self._closed:
-            raise StopAsyncIteration
         while True:
             if self._closed or self._native is None:
                 raise StopAsyncIteration
             native = self._native
             if self._fetch is None:
-                self._fetch = asyncio.ensure_future(
-                    asyncio.to_thread(native.next_batch, 500, _BATCH)
-                )
-            try:
-                batch = await asyncio.shield(self._fetch)
-            except _native.LiveError as e:
+                if self._yield_due and time.monotonic() >= self._yield_at:
+                    # Batches were taken without suspending for a while: let other tasks
+                    # run, as a busy stream would otherwise never yield.
+                    self._yield_due = False
+                    await asyncio.sleep(0)
+                    continue
+                # Events already queued are converted right here, without a thread
+                # hand-off (the objects stay in this core's cache); only a wait goes to a
+                # worker thread (the GIL is released while waiting).
+                try:
+                    batch = native.next_batch(0, _BATCH)
+                except _native.LiveError as e:
+                    await self.close()
+                    raise live_exception(e, connecting=False) from None
+                if batch is not None and batch[0]:
+                    if not self._yield_due:
+                        self._yield_due = True
+                        self._yield_at = time.monotonic() + _YIELD_S
+                    return self._take_batch(*batch)
+                if batch is not None:
+                    self._fetch = asyncio.ensure_future(
+                        asyncio.to_thread(native.next_batch, _WAIT_MS, _BATCH)
+                    )
+            else:
+                batch = None
+            if self._fetch is not None:
+                self._yield_due = False
+                try:
+                    batch = await asyncio.shield(self._fetch)
+                except _native.LiveError as e:
+                    self._fetch = None
+                    await self.close()
+                    raise live_exception(e, connecting=False) from None
                 self._fetch = None
-                await self.close()
-                raise live_exception(e, connecting=False) from None
-            self._fetch = None
             if batch is None:
                 await self.close()
                 raise StopAsyncIteration
             events, marks = batch
-            if not events:
-                continue
-            # A batch is taken only once the buffer is empty: its events follow the ones
-            # handed out so far.
-            base = self._handed_out
-            self._marks.extend((base + i + 1, cp) for i, cp in marks)
-            self._buffer.extend(events)
-            # A full batch means more is queued: prefetch the next one (read with the GIL
-            # released while this one is consumed). current_gtid does not consult the
-            # native stream while a fetch is pending (its checkpoint may already cover
-            # events still in the buffer); only _deliver advances it then. A partial batch
-            # means the stream caught up: no prefetch, so current_gtid can pick up a
-            # checkpoint that arrives just after the last event.
-            if len(events) >= _BATCH:
-                self._fetch = asyncio.ensure_future(
-                    asyncio.to_thread(native.next_batch, 500, _BATCH)
-                )
-            return self._deliver()
-
-    def _deliver(self) -> ChangeEvent:
-        # The checkpoint covers a transaction once its last event was handed out.
-        event = self._buffer.popleft()
-        self._handed_out += 1
-        marks = self._marks
-        if marks and marks[0][0] == self._handed_out:
-            self._current_gtid = marks.popleft()[1]
-        return event
+            if events:
+                return self._take_batch(events, marks)
 
     async def aclose(self) -> None:
         """Same as :meth:`close`."""
@@ -287,6 +324,7 @@ class CdcStream:
         self._closed = True
         self._buffer.clear()
         self._marks.clear()
+        self._next_mark = 0
         native, self._native = self._native, None
         fetch, self._fetch = self._fetch, None
         if native is not None:
