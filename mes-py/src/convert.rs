@@ -638,23 +638,17 @@ pub fn event<'py>(
         let e = FeedError::from_engine(&e);
         crate::mes_error(py, refs, e.code, e.message)
     };
-    let decoded;
-    let (before_row, after_row) = match &ready.images {
-        Some((b, a)) => (b.as_ref(), a.as_ref()),
-        None => {
-            decoded = (ev.before().map_err(decode)?, ev.after().map_err(decode)?);
-            (decoded.0.as_ref(), decoded.1.as_ref())
-        }
-    };
+    let before_row = ev.before().map_err(decode)?;
+    let after_row = ev.after().map_err(decode)?;
     let mut before_objs = Vec::new();
     let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
-    let before = match before_row {
+    let before = match &before_row {
         Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
-    let after = match after_row {
+    let after = match &after_row {
         Some(r) => {
-            let shared = before_row.map(|b| (b, before_objs.as_slice()));
+            let shared = before_row.as_ref().map(|b| (b, before_objs.as_slice()));
             row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),

@@ -20,7 +20,7 @@ use mysql_binlog_codec::engine::{
 use mysql_binlog_codec::value::JsonValue;
 use mysql_binlog_codec::{
     BINLOG_MAGIC, BinlogDecoder, ChecksumAlg, ColumnType, DecodeErrorKind, DecoderConfig,
-    EventData, HEADER_LEN, MagicMode, Row, Value,
+    EventData, HEADER_LEN, MagicMode, Value,
 };
 
 /// `MesErrorCode.PARSE`.
@@ -146,17 +146,11 @@ pub enum FilterKind {
     ExcludeTables,
 }
 
-/// A change event's before and after images, owned.
-pub type OwnedImages = (Option<Row<'static>>, Option<Row<'static>>);
-
 /// A decoded row change waiting in the queue.
 #[derive(Debug)]
 pub struct Ready {
     /// The engine's event.
     pub event: ChangeEvent,
-    /// Its row images, decoded and owned ahead of the conversion (a live stream decodes them
-    /// while the GIL is released); `None`: the conversion decodes them from `event`.
-    pub images: Option<OwnedImages>,
     /// JSON columns rendered as text, in order (before image first, then after image).
     pub json: Vec<String>,
     /// Whether `event.statement` came from a MariaDB ANNOTATE_ROWS event (the original's
@@ -249,32 +243,19 @@ fn event_bytes(ev: &ChangeEvent, json: &[String]) -> usize {
 
 /// The JSON columns of a change event rendered as text, in order (before image first).
 pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
-    if !has_json(event) {
-        return Ok(Vec::new());
-    }
-    let decode = |e: EngineError| FeedError::from_engine(&e);
-    let (before, after) = (
-        event.before().map_err(decode)?,
-        event.after().map_err(decode)?,
-    );
-    render_json_rows(event, [before.as_ref(), after.as_ref()])
-}
-
-fn has_json(event: &ChangeEvent) -> bool {
-    let columns = &event.table.map.columns;
-    columns.iter().any(|c| c.column_type == ColumnType::Json)
-}
-
-/// [`render_json`] of images decoded already.
-fn render_json_rows(
-    event: &ChangeEvent,
-    rows: [Option<&Row<'_>>; 2],
-) -> Result<Vec<String>, FeedError> {
     let mut json = Vec::new();
-    if !has_json(event) {
+    let columns = &event.table.map.columns;
+    if !columns.iter().any(|c| c.column_type == ColumnType::Json) {
         return Ok(json);
     }
-    for row in rows.into_iter().flatten() {
+    let decode = |e: EngineError| FeedError::from_engine(&e);
+    for row in [
+        event.before().map_err(decode)?,
+        event.after().map_err(decode)?,
+    ]
+    .into_iter()
+    .flatten()
+    {
         for (i, v) in row.values.iter().enumerate() {
             if let Some(v @ Value::Json(JsonValue::UnappliedDiff(_))) = v {
                 // A partial JSON update whose before image lacks the column
@@ -302,17 +283,12 @@ fn render_json_rows(
 }
 
 /// A change event from a live stream, ready for conversion (`mariadb`: its statement came from
-/// an ANNOTATE_ROWS event). Decodes the row images into owned rows: call it where the GIL is
-/// released, so that the conversion, which holds the GIL, only builds the objects.
+/// an ANNOTATE_ROWS event).
 pub fn ready_from_change(event: ChangeEvent, mariadb: bool) -> Result<Ready, FeedError> {
-    let (before, after) = event
-        .to_owned_images()
-        .map_err(|e| FeedError::from_engine(&e))?;
-    let json = render_json_rows(&event, [before.as_ref(), after.as_ref()])?;
+    let json = render_json(&event)?;
     let bytes = event_bytes(&event, &json);
     Ok(Ready {
         event,
-        images: Some((before, after)),
         json,
         annotate: mariadb,
         bytes,
@@ -682,7 +658,6 @@ impl FeedState {
             self.queue_bytes += bytes;
             self.queue.push_back(Ready {
                 event,
-                images: None,
                 json,
                 annotate: self.mariadb,
                 bytes,

@@ -440,7 +440,11 @@ impl NativeStream {
             };
             let cc = self.options.connect_config(flavor);
             let mut config = StreamConfig::new(&self.options.host, self.options.port, cc);
-            config.engine = EngineConfig::default().with_filter(self.filter.clone());
+            // The reader thread decodes the row images (no GIL there); the conversion, which
+            // holds the GIL on the event loop's thread, only borrows them.
+            config.engine = EngineConfig::default()
+                .with_filter(self.filter.clone())
+                .with_decoded_images(true);
             config.queue_events = self.queue_events;
             config.queue_bytes = self.queue_bytes;
             // PYTHON_API.md §1.6: min(1000 * N, 10000) ms * uniform(0.5, 1.0) before attempt N.

@@ -424,6 +424,7 @@ pub struct EngineConfig {
     max_queue_bytes: usize,
     max_buffered_transaction_bytes: usize,
     file_name: String,
+    decoded_images: bool,
 }
 
 impl Default for EngineConfig {
@@ -435,6 +436,7 @@ impl Default for EngineConfig {
             max_queue_bytes: 48 << 20,
             max_buffered_transaction_bytes: 16 << 20,
             file_name: String::new(),
+            decoded_images: false,
         }
     }
 }
@@ -472,6 +474,17 @@ impl EngineConfig {
     /// at the commit, so a resume re-delivers them (at-least-once, never lost).
     pub fn with_max_buffered_transaction_bytes(mut self, n: usize) -> Self {
         self.max_buffered_transaction_bytes = n;
+        self
+    }
+
+    /// Decode each change event's row images when its rows event arrives and keep them as
+    /// owned values (default `false`: keep the rows event's bytes and decode on
+    /// [`ChangeEvent::before`] / [`ChangeEvent::after`]). Turn it on when the engine runs on a
+    /// thread of its own and the consumer's thread is the scarce one (e.g. one that holds
+    /// Python's GIL): the decoding then happens on the engine's thread, at the cost of a copy
+    /// of every string value. `before()` / `after()` then only borrow.
+    pub fn with_decoded_images(mut self, on: bool) -> Self {
+        self.decoded_images = on;
         self
     }
 
@@ -1127,8 +1140,9 @@ impl Engine {
             let max_alloc = self.config.max_buffered_transaction_bytes.max(1 << 30);
             let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
             let mut images = Vec::new();
-            if rows.kind == RowsKind::PartialUpdate {
-                // The after image needs the before image's JSON: decode both now.
+            if rows.kind == RowsKind::PartialUpdate || self.config.decoded_images {
+                // Decoded now: asked for, or a partial JSON update (its after image needs the
+                // before image's JSON).
                 for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
                     let change = change.map_err(err)?;
                     images.push(Images::Owned {
