@@ -585,10 +585,10 @@ impl Budget {
         f.events <= self.max_events / 2 && f.bytes <= self.max_bytes / 2
     }
 
-    /// Consumer: an event of `bytes` left the queue.
-    fn release(&self, bytes: usize) {
+    /// Consumer: `events` items of `bytes` in all left the queue.
+    fn release(&self, events: usize, bytes: usize) {
         let Ok(mut f) = self.fill.lock() else { return };
-        f.events = f.events.saturating_sub(1);
+        f.events = f.events.saturating_sub(events);
         f.bytes = f.bytes.saturating_sub(bytes);
         if f.reader_waiting && self.drained(&f) {
             f.reader_waiting = false;
@@ -669,7 +669,14 @@ struct Queue<T> {
     queue_bytes: usize,
     /// Items of a received batch not handed out yet (still counted in the budget).
     ready: VecDeque<(T, usize)>,
+    /// Items (and their bytes) handed out but not yet released from the budget: released
+    /// together, every [`RELEASE_EVERY`] items and whenever `ready` runs empty (so always
+    /// before the consumer can wait), instead of one lock of the shared budget per item.
+    unreleased: (usize, usize),
 }
+
+/// See [`Queue::unreleased`].
+const RELEASE_EVERY: usize = 32;
 
 impl<T: Send + 'static> Queue<T> {
     /// Connect (the first connection is made before this returns) and start the reader thread.
@@ -712,6 +719,7 @@ impl<T: Send + 'static> Queue<T> {
             finished: false,
             queue_bytes,
             ready: VecDeque::new(),
+            unreleased: (0, 0),
         };
         Ok((queue, resume))
     }
@@ -758,7 +766,7 @@ impl<T> Queue<T> {
             return None;
         }
         if let Some((item, bytes)) = self.ready.pop_front() {
-            self.budget.release(bytes);
+            self.handed_out(bytes);
             return Some(Ok(Some(item)));
         }
         // Then what is already queued: no clock reads on the busy path.
@@ -828,11 +836,11 @@ impl<T> Queue<T> {
             Msg::Items(items) => {
                 self.ready.extend(items);
                 let (item, bytes) = self.ready.pop_front()?;
-                self.budget.release(bytes);
+                self.handed_out(bytes);
                 Some(Ok(Some(item)))
             }
             Msg::Checkpoint(cp) => {
-                self.budget.release(CHECKPOINT_BYTES);
+                self.budget.release(1, CHECKPOINT_BYTES);
                 *checkpoint = cp;
                 None
             }
@@ -840,6 +848,16 @@ impl<T> Queue<T> {
                 self.finished = true;
                 Some(Err(e))
             }
+        }
+    }
+
+    /// An item of `bytes` was handed out: count it for release (see `unreleased`).
+    fn handed_out(&mut self, bytes: usize) {
+        self.unreleased.0 += 1;
+        self.unreleased.1 += bytes;
+        if self.unreleased.0 >= RELEASE_EVERY || self.ready.is_empty() {
+            let (events, bytes) = std::mem::take(&mut self.unreleased);
+            self.budget.release(events, bytes);
         }
     }
 
@@ -1594,12 +1612,12 @@ mod budget_tests {
             rx.recv_timeout(Duration::from_millis(100)).is_err(),
             "full queue let it pass"
         );
-        budget.release(10); // 3 queued: above the low-water mark (2)
+        budget.release(1, 10); // 3 queued: above the low-water mark (2)
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "woken above half"
         );
-        budget.release(10); // 2 queued
+        budget.release(1, 10); // 2 queued
         rx.recv_timeout(Duration::from_secs(2))
             .expect("woken at half");
         reader.join().expect("reader");
@@ -1613,10 +1631,67 @@ mod budget_tests {
         let stop = AtomicBool::new(false);
         budget.acquire(500, &stop); // alone: passes although over the limit
         assert_eq!(budget.bytes(), 500);
-        budget.release(500);
+        budget.release(1, 500);
         budget.acquire(60, &stop);
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         budget.acquire(60, &stop); // would block (120 > 100); stop lets it return
         assert_eq!(budget.bytes(), 120);
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use mysql_binlog_codec::engine::Checkpoint;
+
+    use super::{Budget, Msg, Queue, RELEASE_EVERY};
+
+    /// The consumer releases handed-out items in bulk, and always releases everything before it
+    /// has nothing left to hand out (so a reader waiting for room is never stranded).
+    #[test]
+    fn handed_out_items_are_released_in_bulk_and_before_running_dry() {
+        let budget = Arc::new(Budget::new(1000, 1 << 20));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let mut queue: Queue<u32> = Queue {
+            rx,
+            budget: budget.clone(),
+            stop: stop.clone(),
+            thread: None,
+            finished: false,
+            queue_bytes: 1 << 20,
+            ready: VecDeque::new(),
+            unreleased: (0, 0),
+        };
+        let n = RELEASE_EVERY * 3 + 5;
+        for _ in 0..n {
+            budget.acquire(10, &stop);
+        }
+        tx.send(Msg::Items((0..n as u32).map(|i| (i, 10)).collect()))
+            .expect("send");
+        let fill = || budget.fill.lock().expect("lock").events;
+        let mut cp = Checkpoint::default();
+        for i in 0..n {
+            let got = queue.next_timeout(Duration::ZERO, &mut cp);
+            assert!(matches!(got, Some(Ok(Some(v))) if v == i as u32), "{i}");
+            let taken = i + 1;
+            let released = if taken == n {
+                n
+            } else {
+                taken / RELEASE_EVERY * RELEASE_EVERY
+            };
+            assert_eq!(fill(), n - released, "after {taken} items");
+        }
+        assert_eq!(budget.bytes(), 0);
+        assert!(matches!(
+            queue.next_timeout(Duration::ZERO, &mut cp),
+            Some(Ok(None))
+        ));
+        queue.finished = true;
     }
 }
