@@ -898,10 +898,12 @@ impl BinlogStream {
     /// Connect (the first connection is made before this returns, so bad credentials, TLS or
     /// server configuration fail here) and start the reader thread.
     pub fn start(config: StreamConfig) -> Result<Self, StreamError> {
-        let (queue, _) = Queue::start(config, session::Changes::new(schema_lookup))?;
+        // Before anything is handed out, the checkpoint is the resolved start (as in mes-tokio):
+        // persisting it and resuming from it loses nothing.
+        let (queue, resume) = Queue::start(config, session::Changes::new(schema_lookup))?;
         Ok(Self {
             queue,
-            checkpoint: Checkpoint::default(),
+            checkpoint: resume.unwrap_or_default(),
         })
     }
 

@@ -233,8 +233,22 @@ fn binlog_rotation_mid_stream() {
     let Some(addr) = server() else { return };
     let _serial = serial();
     let db = fresh_db("rotate", "id BIGINT PRIMARY KEY, v VARCHAR(40) NOT NULL");
-    let (first_file, _) = current_position();
-    let mut stream = BinlogStream::start(config(&addr, &db, current())).unwrap();
+    let (first_file, first_pos) = current_position();
+    let start = StartPosition::FilePosition {
+        file: first_file.clone(),
+        position: first_pos,
+    };
+    let mut stream = BinlogStream::start(config(&addr, &db, start)).unwrap();
+    // Before anything is handed out, the checkpoint is the start itself (resuming from it
+    // loses nothing), as in mes-tokio.
+    assert_eq!(
+        (
+            &*stream.checkpoint().position.file,
+            stream.checkpoint().position.offset
+        ),
+        (first_file.as_str(), first_pos),
+        "checkpoint before the first event"
+    );
     const BATCHES: i64 = 5;
     const PER: i64 = 400;
     let mut files = Vec::<String>::new();
