@@ -633,22 +633,29 @@ pub fn event<'py>(
     };
     let mut json = ready.json.into_iter();
     let t = cache.table(py, &ev.table);
-    // The images are decoded here, straight from the rows event's bytes: values borrow them.
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);
         crate::mes_error(py, refs, e.code, e.message)
     };
-    let before_row = ev.before().map_err(decode)?;
-    let after_row = ev.after().map_err(decode)?;
+    // Images the engine decoded already (a live stream's reader thread did it) are used as
+    // they are; otherwise they are decoded here, borrowing from the rows event's bytes.
+    let decoded;
+    let (before_row, after_row) = match ev.decoded_images() {
+        Some((b, a)) => (b, a),
+        None => {
+            decoded = (ev.before().map_err(decode)?, ev.after().map_err(decode)?);
+            (decoded.0.as_ref(), decoded.1.as_ref())
+        }
+    };
     let mut before_objs = Vec::new();
     let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
-    let before = match &before_row {
+    let before = match before_row {
         Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
-    let after = match &after_row {
+    let after = match after_row {
         Some(r) => {
-            let shared = before_row.as_ref().map(|b| (b, before_objs.as_slice()));
+            let shared = before_row.map(|b| (b, before_objs.as_slice()));
             row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),

@@ -247,6 +247,16 @@ impl ChangeEvent {
         }
     }
 
+    /// The images when they are decoded already ([`EngineConfig::with_decoded_images`], or a
+    /// partial JSON update): references, no work. `None` when they are still bytes (then use
+    /// [`Self::before`] / [`Self::after`]).
+    pub fn decoded_images(&self) -> Option<(Option<&Row<'static>>, Option<&Row<'static>>)> {
+        match &self.images {
+            Images::Owned { before, after } => Some((before.as_ref(), after.as_ref())),
+            Images::Lazy { .. } => None,
+        }
+    }
+
     /// Both images, decoded and owned (copies every borrowed value).
     pub fn to_owned_images(
         &self,
