@@ -460,6 +460,11 @@ fn decoded_images_equal_lazy_images_on_every_file() {
                 let (b, a) = c.to_owned_images().unwrap();
                 assert_eq!((b, a), (c.before().unwrap(), c.after().unwrap()), "{name}");
             }
+            if let EngineEvent::Change(c) = e {
+                let (b, a) = c.decoded_images().expect("decoded images");
+                assert_eq!(b.cloned(), c.before().unwrap(), "{name}");
+                assert_eq!(a.cloned(), c.after().unwrap(), "{name}");
+            }
         }
     }
     assert!(changes > 1000, "only {changes} change events compared");
