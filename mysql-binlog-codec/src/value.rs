@@ -696,6 +696,7 @@ pub(crate) fn value_len(
 }
 
 /// Decode one non-NULL column value from the start of `buf`; returns the value and its length.
+#[inline(always)]
 pub(crate) fn decode_value<'a>(
     col: &ColumnDef<'_>,
     index: usize,
