@@ -193,25 +193,35 @@ def test_cdc_stream_wrong_password(server):
     asyncio.run(main())
 
 
+class Ticker:
+    """A task that counts its turns on the event loop (each `interval` seconds at most)."""
+
+    def __init__(self, interval: float) -> None:
+        self.ticks = 0
+        self._interval = interval
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            self.ticks += 1
+            await asyncio.sleep(self._interval)
+
+    async def stop(self) -> int:
+        self._stop.set()
+        await self._task
+        return self.ticks
+
+
 def test_cdc_stream_does_not_block_the_loop(server, workload):
     async def main() -> None:
-        ticks = 0
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not stop.is_set():
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        t = asyncio.create_task(ticker())
+        ticker = Ticker(0.01)
         # Start at the current end: nothing arrives, the wait must not hold the loop.
         stream = CdcStream(**conn(server, server_id=4244), include_databases=[DB])
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(stream.__anext__(), 1.0)
         await stream.close()
-        stop.set()
-        await t
+        ticks = await ticker.stop()
         assert ticks > 20
 
     asyncio.run(main())
@@ -382,23 +392,13 @@ def test_cdc_stream_backlog_checkpoints_and_yields(server, workload):
     total = sum(sizes)
 
     async def main() -> None:
-        ticks = 0
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not stop.is_set():
-                ticks += 1
-                await asyncio.sleep(0)
-
-        t = asyncio.create_task(ticker())
+        ticker = Ticker(0)
         stream = CdcStream(
             **conn(server, start_gtid=start, server_id=4251), include_tables=[f"{DB}.bulk"]
         )
         got = await collect(stream, total)
         await stream.close()
-        stop.set()
-        await t
+        ticks = await ticker.stop()
         ids = [e.after["id"] for e, _ in got]
         assert ids == list(range(1, total + 1))
         assert all(e.type == EventType.INSERT and e.after["k"] == 3 * e.after["id"] for e, _ in got)

@@ -1091,19 +1091,9 @@ mod tests {
             proptest::option::of(0u16..=300),
         )
             .prop_map(|(code, meta, unsigned, collation)| ColumnDef {
-                type_code: code,
-                column_type: ColumnType::resolve(code, meta),
-                meta,
-                nullable: true,
                 unsigned,
                 collation,
-                name: None,
-                enum_values: None,
-                set_values: None,
-                geometry_type: None,
-                visible: None,
-                vector_dimension: None,
-                primary_key_prefix: None,
+                ..col(code, meta)
             })
     }
 
