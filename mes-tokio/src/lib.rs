@@ -3,9 +3,11 @@
 //! One spawned task moves bytes between a [`tokio::net::TcpStream`] and the sans-IO
 //! [`mysql_repl_proto::Connection`], feeds the binlog events to the change-event
 //! [`Engine`](mysql_binlog_codec::engine::Engine), and hands change events to the consumer
-//! through a channel bounded by count and by bytes: a slow consumer stops the task, whose socket
-//! then stops being read, so the server is throttled by TCP instead of the connection being
-//! lost. Network failures reconnect with capped, jittered backoff and resume from the last
+//! in batches (of up to 256, sent whenever the task would wait for the socket) through a queue
+//! bounded by count and by bytes: a slow consumer stops the task, whose socket then stops being
+//! read, so the server is throttled by TCP instead of the connection being lost. A batch's room
+//! is given back when its last event is taken, so the queue may briefly hold one batch more
+//! than the count limit says. Network failures reconnect with capped, jittered backoff and resume from the last
 //! transaction boundary the task finished, so committed transactions are delivered at least
 //! once, and never half.
 //!
@@ -49,6 +51,7 @@
 //! [`BinlogStream::next`] is cancel-safe: dropping its future (e.g. in `tokio::select!` or
 //! `tokio::time::timeout`) loses no event and no checkpoint.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -104,13 +107,24 @@ use mes_blocking::obs;
 use tracing::instrument::WithSubscriber;
 
 enum Msg<T> {
-    /// An item; its permit gives its bytes back to the budget when the consumer takes it.
-    Item(T, OwnedSemaphorePermit),
+    /// A batch of items; its permits (count and bytes) go back to the budgets when the
+    /// consumer has taken the last of them.
+    Items(Vec<T>, Permits),
     /// Every item before this message belongs to transactions up to this checkpoint.
     Checkpoint(Checkpoint),
     /// Final error.
     Error(StreamError),
 }
+
+/// Budget permits held by a batch of queued items (count, bytes).
+struct Permits {
+    _count: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// Items the task sends in one message at most: one channel operation, and at most one
+/// wake-up of the consumer, per batch instead of per item.
+const BATCH: usize = 256;
 
 /// A handle that stops the stream from any task or thread.
 #[derive(Debug, Clone)]
@@ -128,10 +142,13 @@ impl StopHandle {
 /// The consumer end of a driver task: the channel, the stop flag, the task. Both stream kinds
 /// are one of these around their mode's items. Dropping it stops the task.
 struct Receiving<T> {
-    rx: mpsc::Receiver<Msg<T>>,
+    rx: mpsc::UnboundedReceiver<Msg<T>>,
     stop: StopHandle,
     task: Option<JoinHandle<()>>,
     finished: bool,
+    /// Items of the batch being handed out, and its permits (released with its last item).
+    ready: VecDeque<T>,
+    held: Option<Permits>,
 }
 
 impl<T: Send + 'static> Receiving<T> {
@@ -142,13 +159,19 @@ impl<T: Send + 'static> Receiving<T> {
         config: StreamConfig,
         mode: M,
     ) -> Result<(Self, Option<Checkpoint>), StreamError> {
-        let (tx, rx) = mpsc::channel(config.queue_events.max(1));
+        // Unbounded transport; the bounds (count and bytes) are the budgets'.
+        let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let budget_max = config.queue_bytes.clamp(1, u32::MAX as usize);
+        let count_max = config.queue_events.clamp(1, u32::MAX as usize);
         let mut driver = Driver {
             out: Outbox {
                 budget: Arc::new(Semaphore::new(budget_max)),
                 budget_max: u32::try_from(budget_max).unwrap_or(u32::MAX),
+                count: Arc::new(Semaphore::new(count_max)),
+                count_max: u32::try_from(count_max).unwrap_or(u32::MAX),
+                pending: Vec::new(),
+                pending_bytes: 0,
                 tx,
                 stop: stop_rx,
             },
@@ -175,6 +198,8 @@ impl<T: Send + 'static> Receiving<T> {
             },
             task: Some(task),
             finished: false,
+            ready: VecDeque::new(),
+            held: None,
         };
         Ok((receiving, resume))
     }
@@ -200,11 +225,19 @@ impl<T> Receiving<T> {
             if self.finished {
                 return Poll::Ready(None);
             }
+            if let Some(item) = self.ready.pop_front() {
+                if self.ready.is_empty() {
+                    // The batch's last item: its room goes back to the task.
+                    self.held = None;
+                }
+                return Poll::Ready(Some(Ok(item)));
+            }
             match self.rx.poll_recv(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Msg::Item(item, permit))) => {
-                    drop(permit);
-                    return Poll::Ready(Some(Ok(item)));
+                // Taken out of the channel and handed out in the same poll: cancel-safe.
+                Poll::Ready(Some(Msg::Items(items, permits))) => {
+                    self.ready.extend(items);
+                    self.held = Some(permits);
                 }
                 Poll::Ready(Some(Msg::Checkpoint(cp))) => *checkpoint = cp,
                 Poll::Ready(Some(Msg::Error(e))) => {
@@ -451,11 +484,17 @@ enum Woke {
     Deadline,
 }
 
-/// The consumer side as the driver task sees it: the channel, the byte budget, the stop flag.
+/// The consumer side as the driver task sees it: the channel, the budgets (bytes and count),
+/// the batch being filled, the stop flag.
 struct Outbox<T> {
-    tx: mpsc::Sender<Msg<T>>,
+    tx: mpsc::UnboundedSender<Msg<T>>,
     budget: Arc<Semaphore>,
     budget_max: u32,
+    count: Arc<Semaphore>,
+    count_max: u32,
+    /// Items not sent yet, each with the bytes it counts (clamped to the byte budget).
+    pending: Vec<T>,
+    pending_bytes: u32,
     stop: watch::Receiver<bool>,
 }
 
@@ -483,37 +522,66 @@ impl<T: Send + 'static> Outbox<T> {
         }
     }
 
-    /// Queue a message (waits while the channel is full).
-    async fn send(&self, msg: Msg<T>) -> Result<(), Exit> {
-        let msg = match self.tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Full(msg)) => msg,
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Exit::Stopped),
-        };
-        tokio::select! {
-            biased;
-            () = self.stopped() => Err(Exit::Stopped),
-            r = self.tx.send(msg) => r.map_err(|_| Exit::Stopped),
-        }
+    /// Queue a checkpoint or an error, after the items before it.
+    async fn send(&mut self, msg: Msg<T>) -> Result<(), Exit> {
+        self.flush().await?;
+        self.tx.send(msg).map_err(|_| Exit::Stopped)
     }
 
-    /// Queue an item of `size` bytes once the byte budget allows it.
-    async fn send_item(&self, item: T, size: usize) -> Result<(), Exit> {
+    /// Add an item of `size` bytes to the batch; a full batch (by count, or by bytes) is sent.
+    async fn push_item(&mut self, item: T, size: usize) -> Result<(), Exit> {
         let n = u32::try_from(size)
             .unwrap_or(u32::MAX)
             .clamp(1, self.budget_max);
-        let permit = match self.budget.clone().try_acquire_many_owned(n) {
-            Ok(p) => p,
-            Err(_) => {
-                let acquire = self.budget.clone().acquire_many_owned(n);
-                tokio::select! {
-                    biased;
-                    () = self.stopped() => return Err(Exit::Stopped),
-                    p = acquire => p.map_err(|_| Exit::Stopped)?,
-                }
-            }
+        if !self.pending.is_empty() && self.pending_bytes.saturating_add(n) > self.budget_max {
+            self.flush().await?;
+        }
+        self.pending.push(item);
+        self.pending_bytes += n;
+        if self.pending.len() >= BATCH.min(self.count_max as usize) {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Send the batch once both budgets have room for it (waits; a stop ends the wait). Called
+    /// before the task waits for the socket, so the consumer never waits for items the task
+    /// holds back.
+    async fn flush(&mut self) -> Result<(), Exit> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let count = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+        let count = Self::acquire(&self.count, count, &self.stop, &self.tx).await?;
+        let bytes = Self::acquire(&self.budget, self.pending_bytes, &self.stop, &self.tx).await?;
+        self.pending_bytes = 0;
+        let items = std::mem::take(&mut self.pending);
+        let permits = Permits {
+            _count: count,
+            _bytes: bytes,
         };
-        self.send(Msg::Item(item, permit)).await
+        self.tx
+            .send(Msg::Items(items, permits))
+            .map_err(|_| Exit::Stopped)
+    }
+
+    /// `n` permits of `sem`, waiting for them unless a stop comes first.
+    async fn acquire(
+        sem: &Arc<Semaphore>,
+        n: u32,
+        stop: &watch::Receiver<bool>,
+        tx: &mpsc::UnboundedSender<Msg<T>>,
+    ) -> Result<OwnedSemaphorePermit, Exit> {
+        if let Ok(p) = sem.clone().try_acquire_many_owned(n) {
+            return Ok(p);
+        }
+        let mut stop = stop.clone();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => Err(Exit::Stopped),
+            () = tx.closed() => Err(Exit::Stopped),
+            p = sem.clone().acquire_many_owned(n) => p.map_err(|_| Exit::Stopped),
+        }
     }
 }
 
@@ -562,6 +630,8 @@ impl<M: Mode> Driver<M> {
                 Output::Closed(Ok(())) => return Err(Exit::Ended),
                 Output::Closed(Err(e)) => return Err(e.into()),
                 Output::Wait(deadline) => {
+                    // Hand over what is decoded before waiting for more.
+                    self.out.flush().await?;
                     let woke = tokio::select! {
                         biased;
                         () = self.out.stopped() => Woke::Stop,
@@ -625,7 +695,7 @@ impl<M: Mode> Driver<M> {
                 match o {
                     Out::Item(item) => {
                         let size = M::size(&item);
-                        self.out.send_item(item, size).await?;
+                        self.out.push_item(item, size).await?;
                     }
                     Out::Checkpoint(cp) => self.out.send(Msg::Checkpoint(cp)).await?,
                 }
@@ -647,6 +717,8 @@ impl<M: Mode> Driver<M> {
                     return close(session).await;
                 }
                 Err(Exit::Ended) => {
+                    // Items of the last events still go out before the channel closes.
+                    let _ = self.out.flush().await;
                     tracing::info!(
                         addr = %self.addr(),
                         checkpoint = %self.checkpoint_text(),
@@ -656,6 +728,11 @@ impl<M: Mode> Driver<M> {
                 }
                 Err(Exit::Failed(e)) => e,
             };
+            // Every item decoded before the failure is good: hand it over first.
+            if self.out.flush().await.is_err() {
+                tracing::info!(addr = %self.addr(), "stream stopped");
+                return;
+            }
             if self.progressed {
                 attempts = 0;
             }
