@@ -7,6 +7,12 @@
 //! connection; `mes decode` feeds it files. Column names come from TABLE_MAP metadata
 //! (`binlog_row_metadata=FULL`) or from a pluggable [`SchemaSource`].
 //!
+//! Row images are not copied: a [`ChangeEvent`] keeps the bytes of its rows event (shared by
+//! all the rows of that event; every value was checked when the event arrived) and
+//! [`ChangeEvent::before`] / [`ChangeEvent::after`] decode them on demand, borrowing from it —
+//! on the consumer's thread when the engine runs on a driver's reader thread.
+//! [`EngineConfig::with_decoded_images`] decodes them on the engine's thread instead.
+//!
 //! Guarantees:
 //! - a transaction's change events are queued only once its commit (XID, `COMMIT`, DDL,
 //!   MariaDB standalone group end, XA COMMIT) has been decoded — rows of an unfinished
@@ -30,6 +36,10 @@
 //!     while let Some(ev) = engine.poll_event() {
 //!         if let EngineEvent::Change(change) = ev {
 //!             println!("{} {}.{}", change.kind.as_str(), change.table.database, change.table.table);
+//!             // Decoded here, borrowing from the event.
+//!             if let Some(row) = change.after().expect("row image") {
+//!                 println!("  {} columns", row.values.len());
+//!             }
 //!         }
 //!     }
 //!     if input.is_empty() {
