@@ -118,7 +118,10 @@ impl<'a> RowsEvent<'a> {
             max_alloc,
         };
         rows.check()?;
-        let (present, partial): (&[u8], bool) = if after {
+        // As the iterator reads them: only an UPDATE's after image uses the after bitmap (an
+        // INSERT's image is an after image described by the one bitmap, `columns_before`).
+        let update = matches!(self.kind, RowsKind::Update | RowsKind::PartialUpdate);
+        let (present, partial): (&[u8], bool) = if after && update {
             (&self.columns_after, self.kind == RowsKind::PartialUpdate)
         } else {
             (&self.columns_before, false)
@@ -291,7 +294,9 @@ impl<'t> Rows<'t> {
     /// Like [`Iterator::next`], but only checks the next row change (each value is checked
     /// exactly as decoding it would check it, without building it) and returns where its
     /// images lie, for [`RowsEvent::image_at`] to decode later: an `Ok` here means that
-    /// decoding those images succeeds. Iteration stops after the first error.
+    /// decoding those images succeeds. Iteration stops after the first error. For
+    /// [`RowsKind::PartialUpdate`] the partial JSON diffs are neither applied nor checked (the
+    /// iterator does both): decode such events with the iterator.
     pub fn next_spans(&mut self) -> Option<PResult<RowSpans>> {
         self.step(Self::scan_row)
     }
@@ -552,6 +557,38 @@ mod tests {
         assert!(it.next_spans().unwrap().is_ok());
         assert!(it.next_spans().unwrap().is_err());
         assert!(it.next_spans().is_none());
+    }
+
+    /// Regression (fuzz, rows_values): an INSERT whose `columns_after` differs from its
+    /// `columns_before` (only possible in a hand-built event; parsed ones repeat the bitmap).
+    /// `image_at` read the after image with `columns_after`, while the iterator and the scan use
+    /// the one bitmap `columns_before`, so a checked image failed to decode.
+    #[test]
+    fn image_at_reads_an_insert_with_the_bitmap_the_iterator_uses() {
+        let table = table_map_int_json();
+        // Two rows, column 0 only, each NULL: one null-bitmap byte per row.
+        let rows_data = [0b1u8, 0b1];
+        let event = RowsEvent {
+            kind: RowsKind::Write,
+            version: 2,
+            table_id: 1,
+            flags: 1,
+            extra_data: &[],
+            column_count: 2,
+            columns_before: Cow::Owned(vec![0b01]),
+            columns_after: Cow::Owned(vec![0b11]),
+            rows_data: Cow::Borrowed(&rows_data),
+        };
+        let eager: Vec<RowChange<'_>> = event.rows(&table).collect::<Result<_, _>>().unwrap();
+        let mut it = event.rows(&table);
+        let mut n = 0;
+        while let Some(spans) = it.next_spans() {
+            let span = spans.unwrap().after.unwrap();
+            let row = event.image_at(&table, span, true, 1 << 20).unwrap();
+            assert_eq!(Some(row), eager[n].after);
+            n += 1;
+        }
+        assert_eq!(n, 2);
     }
 
     #[test]
