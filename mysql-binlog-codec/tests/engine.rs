@@ -469,3 +469,26 @@ fn decoded_images_equal_lazy_images_on_every_file() {
     }
     assert!(changes > 1000, "only {changes} change events compared");
 }
+
+#[test]
+fn change_event_debug_shows_decoded_values_not_bytes() {
+    let bytes = fixture("types.000001");
+    let (events, err) = all_events(EngineConfig::default(), &bytes);
+    assert!(err.is_none(), "{err:?}");
+    let change = events
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::Change(c) => Some(c),
+            _ => None,
+        })
+        .expect("a change event");
+    let text = format!("{change:?}");
+    let after = change.after().unwrap().expect("after image");
+    assert!(text.contains(&format!("{:?}", after.values[0])), "{text}");
+    assert!(text.contains(&change.table.table), "{text}");
+    assert!(
+        text.len() < 4096,
+        "Debug dumps the rows event's bytes ({} chars)",
+        text.len()
+    );
+}

@@ -187,7 +187,7 @@ pub struct Position {
 /// that event) until [`ChangeEvent::before`] / [`ChangeEvent::after`] decode them, borrowing
 /// from the event: no value is copied until a consumer asks for it. The engine decoded every
 /// value once already, so decoding again does not fail on well-formed input.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChangeEvent {
     /// INSERT / UPDATE / DELETE.
     pub kind: ChangeKind,
@@ -327,6 +327,23 @@ impl ChangeEvent {
                 .sum(),
             Images::Owned { before, after } => row_bytes(before) + row_bytes(after),
         }
+    }
+}
+
+impl fmt::Debug for ChangeEvent {
+    /// The images decoded (not the rows event's bytes); a decode error is shown in place.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeEvent")
+            .field("kind", &self.kind)
+            .field("database", &self.table.database)
+            .field("table", &self.table.table)
+            .field("before", &self.before())
+            .field("after", &self.after())
+            .field("timestamp", &self.timestamp)
+            .field("position", &self.position)
+            .field("gtid", &self.gtid)
+            .field("statement", &self.statement)
+            .finish()
     }
 }
 
