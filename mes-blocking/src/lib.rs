@@ -6,7 +6,10 @@
 //! [`Engine`](mysql_binlog_codec::engine::Engine), and hands change events to the consumer
 //! through a queue bounded by count and by bytes: a slow consumer stops the reader, whose socket
 //! then stops being read, so the server is throttled by TCP instead of the connection being
-//! lost. Network failures reconnect with capped, jittered backoff and resume from the last
+//! lost. Events travel in batches of up to 256 (sent before the reader would block), and the
+//! consumer gives their room back every 32 events and whenever it has taken all it received:
+//! the queue never holds more than its limits, but a waiting reader may be let go up to 31
+//! events late. Network failures reconnect with capped, jittered backoff and resume from the last
 //! transaction boundary the reader finished, so committed transactions are delivered at least
 //! once, and never half.
 //!
