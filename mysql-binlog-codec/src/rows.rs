@@ -118,15 +118,27 @@ impl<'a> RowsEvent<'a> {
             max_alloc,
         };
         rows.check()?;
-        // As the iterator reads them: only an UPDATE's after image uses the after bitmap (an
-        // INSERT's image is an after image described by the one bitmap, `columns_before`).
-        let update = matches!(self.kind, RowsKind::Update | RowsKind::PartialUpdate);
-        let (present, partial): (&[u8], bool) = if after && update {
-            (&self.columns_after, self.kind == RowsKind::PartialUpdate)
-        } else {
-            (&self.columns_before, false)
-        };
-        rows.image(present, partial)
+        rows.image_of(after)
+    }
+
+    /// Which images each row change has: (before, after).
+    fn images(&self) -> (bool, bool) {
+        match self.kind {
+            RowsKind::Write => (false, true),
+            RowsKind::Delete => (true, false),
+            RowsKind::Update | RowsKind::PartialUpdate => (true, true),
+        }
+    }
+
+    /// The columns-present bitmap the before (`after` false) or after image is read with, and
+    /// whether its JSON columns may be partial. Only an UPDATE's after image has a bitmap of its
+    /// own; an INSERT's image (an after image) is described by the first one, `columns_before`.
+    fn layout(&self, after: bool) -> (&[u8], bool) {
+        match self.kind {
+            RowsKind::Update if after => (&self.columns_after, false),
+            RowsKind::PartialUpdate if after => (&self.columns_after, true),
+            _ => (&self.columns_before, false),
+        }
     }
 
     /// Whether the statement ends with this event.
@@ -167,7 +179,9 @@ impl<'t> Rows<'t> {
         self
     }
 
-    fn image(&mut self, present: &[u8], partial_json: bool) -> PResult<Row<'t>> {
+    /// Decode the event's before (`after` false) or after image at the cursor.
+    fn image_of(&mut self, after: bool) -> PResult<Row<'t>> {
+        let (present, partial_json) = self.event.layout(after);
         let mut values = Vec::with_capacity(self.event.column_count);
         self.image_with::<false>(present, partial_json, |v| values.push(v))?;
         Ok(Row { values })
@@ -265,30 +279,16 @@ impl<'t> Rows<'t> {
         self.check()?;
         let ev = self.event;
         let total = ev.rows_data.len();
-        let span = |rows: &mut Self, present: &[u8], partial: bool| -> PResult<Range<usize>> {
+        let span = |rows: &mut Self, after: bool| -> PResult<Range<usize>> {
+            let (present, partial) = ev.layout(after);
             let start = total - rows.cursor.remaining();
             rows.image_with::<true>(present, partial, |_| {})?;
             Ok(start..total - rows.cursor.remaining())
         };
-        Ok(match ev.kind {
-            RowsKind::Write => RowSpans {
-                before: None,
-                after: Some(span(self, &ev.columns_before, false)?),
-            },
-            RowsKind::Delete => RowSpans {
-                before: Some(span(self, &ev.columns_before, false)?),
-                after: None,
-            },
-            RowsKind::Update | RowsKind::PartialUpdate => {
-                let before = span(self, &ev.columns_before, false)?;
-                let partial = ev.kind == RowsKind::PartialUpdate;
-                let after = span(self, &ev.columns_after, partial)?;
-                RowSpans {
-                    before: Some(before),
-                    after: Some(after),
-                }
-            }
-        })
+        let (has_before, has_after) = ev.images();
+        let before = has_before.then(|| span(self, false)).transpose()?;
+        let after = has_after.then(|| span(self, true)).transpose()?;
+        Ok(RowSpans { before, after })
     }
 
     /// Like [`Iterator::next`], but only checks the next row change (each value is checked
@@ -322,53 +322,39 @@ impl<'t> Rows<'t> {
 
     fn next_row(&mut self) -> PResult<RowChange<'t>> {
         self.check()?;
-        let ev = self.event;
-        match ev.kind {
-            RowsKind::Write => Ok(RowChange {
-                before: None,
-                after: Some(self.image(&ev.columns_before, false)?),
-            }),
-            RowsKind::Delete => Ok(RowChange {
-                before: Some(self.image(&ev.columns_before, false)?),
-                after: None,
-            }),
-            RowsKind::Update => {
-                let before = self.image(&ev.columns_before, false)?;
-                let after = self.image(&ev.columns_after, false)?;
-                Ok(RowChange {
-                    before: Some(before),
-                    after: Some(after),
-                })
-            }
-            RowsKind::PartialUpdate => {
-                let before = self.image(&ev.columns_before, false)?;
-                let mut after = self.image(&ev.columns_after, true)?;
-                for (i, slot) in after.values.iter_mut().enumerate() {
-                    let Some(Value::Json(JsonValue::UnappliedDiff(diff))) = slot else {
-                        continue;
-                    };
-                    let diff = diff.clone();
-                    let base = match before.values.get(i) {
-                        Some(Some(Value::Json(JsonValue::Binary(b)))) => {
-                            Some(JsonBinary::new(b).to_dom()?)
-                        }
-                        Some(Some(Value::Json(JsonValue::Dom(d)))) => Some((**d).clone()),
-                        Some(Some(Value::Null)) => None,
-                        _ => None,
-                    };
-                    if let Some(mut dom) = base {
-                        let diffs = parse_json_diffs(&diff)?;
-                        apply_json_diffs(&mut dom, &diffs)?;
-                        *slot = Some(Value::Json(JsonValue::Dom(Box::new(dom))));
-                    }
-                }
-                Ok(RowChange {
-                    before: Some(before),
-                    after: Some(after),
-                })
-            }
+        let (has_before, has_after) = self.event.images();
+        let before = has_before.then(|| self.image_of(false)).transpose()?;
+        let mut after = has_after.then(|| self.image_of(true)).transpose()?;
+        if let (RowsKind::PartialUpdate, Some(before), Some(after)) =
+            (self.event.kind, &before, &mut after)
+        {
+            apply_partial_json(before, after)?;
+        }
+        Ok(RowChange { before, after })
+    }
+}
+
+/// Apply a PARTIAL_UPDATE_ROWS after image's JSON diffs to the before image's documents; a diff
+/// whose column the before image lacks stays unapplied.
+fn apply_partial_json(before: &Row<'_>, after: &mut Row<'_>) -> PResult<()> {
+    for (i, slot) in after.values.iter_mut().enumerate() {
+        let Some(Value::Json(JsonValue::UnappliedDiff(diff))) = slot else {
+            continue;
+        };
+        let diff = diff.clone();
+        let base = match before.values.get(i) {
+            Some(Some(Value::Json(JsonValue::Binary(b)))) => Some(JsonBinary::new(b).to_dom()?),
+            Some(Some(Value::Json(JsonValue::Dom(d)))) => Some((**d).clone()),
+            Some(Some(Value::Null)) => None,
+            _ => None,
+        };
+        if let Some(mut dom) = base {
+            let diffs = parse_json_diffs(&diff)?;
+            apply_json_diffs(&mut dom, &diffs)?;
+            *slot = Some(Value::Json(JsonValue::Dom(Box::new(dom))));
         }
     }
+    Ok(())
 }
 
 impl<'t> Iterator for Rows<'t> {
