@@ -629,9 +629,18 @@ impl Budget {
         self.freed.notify_all();
     }
 
-    /// Whether queueing one more item of `bytes` would make the reader wait.
-    fn would_wait(&self, bytes: usize) -> bool {
-        self.fill.lock().is_ok_and(|f| self.full_for(&f, bytes))
+    /// Reader: count in one item of `bytes` if there is room now (one lock, the common case);
+    /// `false`, with nothing counted, when [`Self::acquire`] would have to wait.
+    fn try_acquire(&self, bytes: usize) -> bool {
+        let Ok(mut f) = self.fill.lock() else {
+            return false;
+        };
+        if self.full_for(&f, bytes) {
+            return false;
+        }
+        f.events += 1;
+        f.bytes += bytes;
+        true
     }
 
     /// Whether `f` has no room for one more item of `bytes` (an item larger than the byte
@@ -1227,11 +1236,11 @@ impl<M: Mode> Reader<M> {
 
     fn send_item(&mut self, item: M::Item) -> Result<(), StreamError> {
         let bytes = M::size(&item);
-        if self.budget.would_wait(bytes) {
+        if !self.budget.try_acquire(bytes) {
             // The consumer can only make room for items it has: send ours before waiting.
             self.flush()?;
+            self.budget.acquire(bytes, &self.stop);
         }
-        self.budget.acquire(bytes, &self.stop);
         self.pending.push((item, bytes));
         if self.pending.len() >= SEND_BATCH {
             self.flush()?;
@@ -1627,6 +1636,19 @@ mod budget_tests {
             .expect("woken at half");
         reader.join().expect("reader");
         assert_eq!(budget.fill.lock().expect("lock").events, 3);
+    }
+
+    /// try_acquire counts an item in when there is room, and refuses (counting nothing) when
+    /// acquire would wait.
+    #[test]
+    fn try_acquire_counts_only_when_there_is_room() {
+        let budget = Budget::new(2, 100);
+        assert!(budget.try_acquire(10));
+        assert!(!budget.try_acquire(95), "over the byte limit");
+        assert!(budget.try_acquire(10));
+        assert!(!budget.try_acquire(1), "over the count limit");
+        assert_eq!(budget.fill.lock().expect("lock").events, 2);
+        assert_eq!(budget.bytes(), 20);
     }
 
     /// The byte limit blocks the same way; an event larger than the limit passes alone.
