@@ -6,10 +6,10 @@
 //! in batches (of up to 256, sent whenever the task would wait for the socket) through a queue
 //! bounded by count and by bytes: a slow consumer stops the task, whose socket then stops being
 //! read, so the server is throttled by TCP instead of the connection being lost. A batch's room
-//! is given back when its last event is taken, so the queue may briefly hold one batch more
-//! than the count limit says. Network failures reconnect with capped, jittered backoff and resume from the last
-//! transaction boundary the task finished, so committed transactions are delivered at least
-//! once, and never half.
+//! is taken when it is sent and given back when its last event is taken, so the task may hold
+//! one batch more than the count limit says. Network failures reconnect with capped, jittered
+//! backoff and resume from the last transaction boundary the task finished, so committed
+//! transactions are delivered at least once, and never half.
 //!
 //! The semantics are those of the blocking driver (`mes-blocking`), whose settings, errors,
 //! checkpoint strings and event handling (`mes_blocking::session`) this driver shares; only the
@@ -552,8 +552,8 @@ impl<T: Send + 'static> Outbox<T> {
             return Ok(());
         }
         let count = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
-        let count = Self::acquire(&self.count, count, &self.stop, &self.tx).await?;
-        let bytes = Self::acquire(&self.budget, self.pending_bytes, &self.stop, &self.tx).await?;
+        let count = Self::acquire(&self.count, count, self.stopped()).await?;
+        let bytes = Self::acquire(&self.budget, self.pending_bytes, self.stopped()).await?;
         self.pending_bytes = 0;
         let items = std::mem::take(&mut self.pending);
         let permits = Permits {
@@ -565,21 +565,19 @@ impl<T: Send + 'static> Outbox<T> {
             .map_err(|_| Exit::Stopped)
     }
 
-    /// `n` permits of `sem`, waiting for them unless a stop comes first.
+    /// `n` permits of `sem`, waiting for them unless `stopped` (see [`Self::stopped`]) resolves
+    /// first.
     async fn acquire(
         sem: &Arc<Semaphore>,
         n: u32,
-        stop: &watch::Receiver<bool>,
-        tx: &mpsc::UnboundedSender<Msg<T>>,
+        stopped: impl Future<Output = ()>,
     ) -> Result<OwnedSemaphorePermit, Exit> {
         if let Ok(p) = sem.clone().try_acquire_many_owned(n) {
             return Ok(p);
         }
-        let mut stop = stop.clone();
         tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => Err(Exit::Stopped),
-            () = tx.closed() => Err(Exit::Stopped),
+            () = stopped => Err(Exit::Stopped),
             p = sem.clone().acquire_many_owned(n) => p.map_err(|_| Exit::Stopped),
         }
     }
