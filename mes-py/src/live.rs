@@ -281,11 +281,7 @@ impl StreamInner {
     /// sends the commit's checkpoint after the events, often after another socket read).
     fn linger(&mut self, out: &mut Batch, delivered: &Mutex<String>) {
         let deadline = Instant::now() + LINGER;
-        while self.ahead.is_empty()
-            && self.failed.is_none()
-            && !self.ended
-            && out.last().is_some_and(|(_, cp)| cp.is_none())
-        {
+        while self.caught_up_inside_transaction(out) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -295,6 +291,15 @@ impl StreamInner {
                 self.ahead.push_back((ev, None));
             }
         }
+    }
+
+    /// Whether `out` ends inside a transaction (its last event has no checkpoint) and nothing
+    /// more is at hand: no event read ahead, no failure, no end.
+    fn caught_up_inside_transaction(&self, out: &Batch) -> bool {
+        self.ahead.is_empty()
+            && self.failed.is_none()
+            && !self.ended
+            && out.last().is_some_and(|(_, cp)| cp.is_none())
     }
 
     /// Take checkpoint messages already queued (reading at most one event ahead).
@@ -365,11 +370,7 @@ impl NativeStream {
             }
         }
         inner.refresh(&mut out, &self.gtid);
-        let open = inner.ahead.is_empty()
-            && inner.failed.is_none()
-            && !inner.ended
-            && out.last().is_some_and(|(_, cp)| cp.is_none());
-        if open {
+        if inner.caught_up_inside_transaction(&out) {
             if timeout.is_zero() {
                 // Caught up inside a transaction. A non-blocking call runs on the event loop's
                 // thread, which must not wait: hold the events back for a waiting call, which
