@@ -11,23 +11,14 @@ use mes_blocking::{BinlogStream, Reconnect, StreamConfig, StreamError};
 use mes_testkit::live::{env, server, sql};
 use mysql_binlog_codec::Value;
 use mysql_binlog_codec::engine::{ChangeKind, EngineConfig, EngineEvent, TableFilter};
-use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
+use mysql_repl_proto::StartPosition;
 
 fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig {
-    let server_id = mes_testkit::live::replica_server_id();
-    let connect = ConnectConfig {
-        user: env("MES_TEST_REPL_USER").unwrap(),
-        password: env("MES_TEST_REPL_PASSWORD").unwrap(),
-        server_id,
-        tls: TlsOptions {
-            mode: SslMode::Preferred,
-            ..TlsOptions::default()
-        },
+    let connect = mes_testkit::live::repl_connect(
+        env("MES_TEST_REPL_USER").unwrap(),
+        env("MES_TEST_REPL_PASSWORD").unwrap(),
         start,
-        heartbeat_period: Duration::from_millis(500),
-        read_timeout: Duration::from_secs(5),
-        ..ConnectConfig::default()
-    };
+    );
     let mut c = StreamConfig::new(&addr.0, addr.1, connect);
     c.engine =
         EngineConfig::default().with_filter(TableFilter::default().with_include_databases(&[db]));

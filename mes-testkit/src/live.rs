@@ -366,27 +366,29 @@ impl Model {
     /// Apply one change, panicking on a duplicate or a gap.
     pub fn apply(&mut self, c: &ChangeEvent) {
         self.changes += 1;
+        // Each image decoded once.
+        let (before, after) = (c.before().unwrap(), c.after().unwrap());
         match c.kind {
             ChangeKind::Insert => {
-                let id = id_of(&c.after().unwrap());
+                let id = id_of(&after);
                 *self.inserted.entry(id).or_default() += 1;
                 assert_eq!(self.inserted[&id], 1, "id {id} inserted twice");
-                self.rows.insert(id, row_text(&c.after().unwrap()));
+                self.rows.insert(id, row_text(&after));
             }
             ChangeKind::Update => {
-                let id = id_of(&c.before().unwrap());
+                let id = id_of(&before);
                 assert_eq!(
                     self.rows.get(&id),
-                    Some(&row_text(&c.before().unwrap())),
+                    Some(&row_text(&before)),
                     "update of {id}: before image is not the current row (duplicate or gap)"
                 );
-                self.rows.insert(id, row_text(&c.after().unwrap()));
+                self.rows.insert(id, row_text(&after));
             }
             ChangeKind::Delete => {
-                let id = id_of(&c.before().unwrap());
+                let id = id_of(&before);
                 assert_eq!(
                     self.rows.remove(&id),
-                    Some(row_text(&c.before().unwrap())),
+                    Some(row_text(&before)),
                     "delete of {id}: before image is not the current row (duplicate or gap)"
                 );
             }

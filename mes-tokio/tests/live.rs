@@ -12,23 +12,14 @@ use mes_testkit::live::{env, server, sql};
 use mes_tokio::{BinlogStream, Reconnect, StreamConfig, StreamError, start_from_string};
 use mysql_binlog_codec::Value;
 use mysql_binlog_codec::engine::{ChangeEvent, ChangeKind, EngineConfig, EngineEvent, TableFilter};
-use mysql_repl_proto::{ConnectConfig, SslMode, StartPosition, TlsOptions};
+use mysql_repl_proto::StartPosition;
 
 fn config(addr: &(String, u16), db: &str, start: StartPosition) -> StreamConfig {
-    let server_id = mes_testkit::live::replica_server_id();
-    let connect = ConnectConfig {
-        user: env("MES_TEST_REPL_USER").unwrap(),
-        password: env("MES_TEST_REPL_PASSWORD").unwrap(),
-        server_id,
-        tls: TlsOptions {
-            mode: SslMode::Preferred,
-            ..TlsOptions::default()
-        },
+    let connect = mes_testkit::live::repl_connect(
+        env("MES_TEST_REPL_USER").unwrap(),
+        env("MES_TEST_REPL_PASSWORD").unwrap(),
         start,
-        heartbeat_period: Duration::from_millis(500),
-        read_timeout: Duration::from_secs(5),
-        ..ConnectConfig::default()
-    };
+    );
     let mut c = StreamConfig::new(&addr.0, addr.1, connect);
     c.engine =
         EngineConfig::default().with_filter(TableFilter::default().with_include_databases(&[db]));
@@ -113,27 +104,29 @@ struct Model {
 impl Model {
     fn apply(&mut self, c: &ChangeEvent) {
         self.changes += 1;
+        // Each image decoded once.
+        let (before, after) = (c.before().unwrap(), c.after().unwrap());
         match c.kind {
             ChangeKind::Insert => {
-                let id = id_of(&c.after().unwrap());
+                let id = id_of(&after);
                 *self.inserted.entry(id).or_default() += 1;
                 assert_eq!(self.inserted[&id], 1, "id {id} inserted twice");
-                self.rows.insert(id, row_text(&c.after().unwrap()));
+                self.rows.insert(id, row_text(&after));
             }
             ChangeKind::Update => {
-                let id = id_of(&c.before().unwrap());
+                let id = id_of(&before);
                 assert_eq!(
                     self.rows.get(&id),
-                    Some(&row_text(&c.before().unwrap())),
+                    Some(&row_text(&before)),
                     "update of {id}: before image is not the current row (duplicate or gap)"
                 );
-                self.rows.insert(id, row_text(&c.after().unwrap()));
+                self.rows.insert(id, row_text(&after));
             }
             ChangeKind::Delete => {
-                let id = id_of(&c.before().unwrap());
+                let id = id_of(&before);
                 assert_eq!(
                     self.rows.remove(&id),
-                    Some(row_text(&c.before().unwrap())),
+                    Some(row_text(&before)),
                     "delete of {id}: before image is not the current row (duplicate or gap)"
                 );
             }
