@@ -196,6 +196,7 @@ impl Layout {
             .map(|d| (d, false));
         int.chain(frac)
     }
+
 }
 
 /// Whether the sign bit of a binary DECIMAL says "negative".
@@ -203,32 +204,32 @@ fn sign_bit_negative(bytes: &[u8]) -> bool {
     bytes.first().is_some_and(|&b| b & 0x80 == 0)
 }
 
-/// Decode the groups of `bytes` (which must be `layout.bin_size()` long; any
-/// missing byte is skipped rather than read).
-fn decode_groups(bytes: &[u8], layout: Layout) -> impl Iterator<Item = Group> + '_ {
+/// Call `f` with each digit group of `bytes` (which must be `layout.bin_size()` long; any
+/// missing byte reads as zero), most significant first, until it returns false; returns
+/// whether every call returned true. One pass, nothing stored.
+#[inline]
+fn each_group(bytes: &[u8], layout: Layout, mut f: impl FnMut(Group) -> bool) -> bool {
     let mask: u8 = if sign_bit_negative(bytes) { 0xFF } else { 0x00 };
-    layout
-        .groups()
-        .scan(0usize, move |offset, (digits, integer)| {
-            let start = *offset;
-            let len = dig2bytes(digits);
-            *offset = start + len;
-            let value =
-                bytes
-                    .iter()
-                    .enumerate()
-                    .skip(start)
-                    .take(len)
-                    .fold(0u32, |acc, (i, &b)| {
-                        let b = if i == 0 { b ^ 0x80 } else { b } ^ mask;
-                        (acc << 8) | u32::from(b)
-                    });
-            Some(Group {
-                value,
-                digits,
-                integer,
-            })
+    let mut offset = 0usize;
+    let mut group = |digits: usize, integer: bool| {
+        let len = dig2bytes(digits);
+        let mut value = 0u32;
+        for i in offset..offset + len {
+            let b = bytes.get(i).copied().unwrap_or(0) ^ mask;
+            let b = if i == 0 { b ^ 0x80 } else { b };
+            value = (value << 8) | u32::from(b);
+        }
+        offset += len;
+        f(Group {
+            value,
+            digits,
+            integer,
         })
+    };
+    (layout.int_partial == 0 || group(layout.int_partial, true))
+        && (0..layout.int_full).all(|_| group(DIGITS_PER_GROUP, true))
+        && (0..layout.frac_full).all(|_| group(DIGITS_PER_GROUP, false))
+        && (layout.frac_partial == 0 || group(layout.frac_partial, false))
 }
 
 /// Bytes a DECIMAL(precision, scale) takes in binary form.
@@ -278,7 +279,7 @@ impl<'a> Decimal<'a> {
             needed: size,
             available: buf.len(),
         })?;
-        if decode_groups(bytes, layout).any(|g| g.value >= pow10(g.digits)) {
+        if !each_group(bytes, layout, |g| g.value < pow10(g.digits)) {
             return Err(DecimalError::InvalidDigits);
         }
         Ok((
@@ -323,7 +324,7 @@ impl<'a> Decimal<'a> {
     /// Whether every digit is zero (whatever the sign bit says).
     #[must_use]
     pub fn is_zero(&self) -> bool {
-        self.groups().all(|g| g.value == 0)
+        each_group(self.bytes, self.layout(), |g| g.value == 0)
     }
 
     /// The layout of this value's type.
@@ -334,32 +335,38 @@ impl<'a> Decimal<'a> {
         )
     }
 
-    /// The digit groups, most significant first.
-    fn groups(&self) -> impl Iterator<Item = Group> + 'a {
-        decode_groups(self.bytes, self.layout())
-    }
-
     /// The text form without the sign.
     fn render_unsigned(&self, text: &mut AsciiText) {
         // `parse` checked that every group's value has at most `digits` digits, so printing a
         // group zero-padded to its width gives exactly its digits.
+        // Integer groups come first: leading zero groups are skipped, the first non-zero one
+        // is printed without padding; "0" when there is none. Then '.' and the fractional
+        // groups, each padded to its width (there is at least one when scale > 0).
         let mut started = false;
-        for group in self.groups().filter(|g| g.integer) {
-            if started {
+        let mut in_fraction = false;
+        each_group(self.bytes, self.layout(), |group| {
+            if group.integer {
+                if started {
+                    text.push_padded(group.value, group.digits);
+                } else if group.value != 0 {
+                    text.push_padded(group.value, 1);
+                    started = true;
+                }
+            } else {
+                if !in_fraction {
+                    if !started {
+                        text.push(b'0');
+                        started = true;
+                    }
+                    text.push(b'.');
+                    in_fraction = true;
+                }
                 text.push_padded(group.value, group.digits);
-            } else if group.value != 0 {
-                text.push_padded(group.value, 1);
-                started = true;
             }
-        }
+            true
+        });
         if !started {
             text.push(b'0');
-        }
-        if self.scale > 0 {
-            text.push(b'.');
-            for group in self.groups().filter(|g| !g.integer) {
-                text.push_padded(group.value, group.digits);
-            }
         }
     }
 

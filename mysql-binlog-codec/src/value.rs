@@ -156,6 +156,14 @@ pub struct AsciiText {
     len: u8,
 }
 
+/// `"00"`, `"01"`, … `"99"`: two decimal digits at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 impl AsciiText {
     /// Bytes it can hold: enough for `-` + 65 digits + `.` (`DECIMAL(65,30)`) and any temporal value.
     pub const CAPACITY: usize = 72;
@@ -178,47 +186,48 @@ impl AsciiText {
         }
     }
 
-    /// Append `n` in decimal, zero-padded to at least `width` digits.
+    /// Append `n` in decimal, zero-padded to at least `width` digits (dropped if it does not
+    /// fit).
     #[inline]
     pub(crate) fn push_padded(&mut self, n: u32, width: usize) {
-        // Fast paths for the common two- and four-digit fields of dates and times.
-        if width == 2 && n < 100 {
-            let at = usize::from(self.len);
-            if let Some(d) = self.buf.get_mut(at..at + 2) {
-                d[0] = b'0' + (n / 10) as u8;
-                d[1] = b'0' + (n % 10) as u8;
-                self.len += 2;
-            }
+        let digits = match n {
+            0..=9 => 1,
+            10..=99 => 2,
+            100..=999 => 3,
+            1_000..=9_999 => 4,
+            10_000..=99_999 => 5,
+            100_000..=999_999 => 6,
+            1_000_000..=9_999_999 => 7,
+            10_000_000..=99_999_999 => 8,
+            100_000_000..=999_999_999 => 9,
+            _ => 10,
+        };
+        let total = width.max(digits);
+        let at = usize::from(self.len);
+        let Some(out) = self.buf.get_mut(at..at + total) else {
             return;
+        };
+        // Right to left, two digits at a time from a table, then the zero padding.
+        let mut end = total;
+        let mut v = n as usize;
+        while v >= 100 {
+            let pair = 2 * (v % 100);
+            v /= 100;
+            end -= 2;
+            out[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
         }
-        if width == 4 && n < 10_000 {
-            let at = usize::from(self.len);
-            if let Some(d) = self.buf.get_mut(at..at + 4) {
-                d[0] = b'0' + (n / 1000) as u8;
-                d[1] = b'0' + (n / 100 % 10) as u8;
-                d[2] = b'0' + (n / 10 % 10) as u8;
-                d[3] = b'0' + (n % 10) as u8;
-                self.len += 4;
-            }
-            return;
+        if v >= 10 {
+            end -= 2;
+            out[end..end + 2].copy_from_slice(&DIGIT_PAIRS[2 * v..2 * v + 2]);
+        } else {
+            end -= 1;
+            out[end] = b'0' + v as u8;
         }
-        let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+        if end > 0 {
+            out[..end].fill(b'0');
         }
-        for _ in (digits.len() - i)..width {
-            self.push(b'0');
-        }
-        for &d in &digits[i..] {
-            self.push(d);
-        }
+        // `total` fits: the slice above was inside the buffer.
+        self.len += total as u8;
     }
 
     /// Append `.` and the first `fsp` (at most 6) digits of `micros`; nothing when `fsp` is 0.
@@ -352,6 +361,48 @@ pub struct DateTime {
 impl DateTime {
     /// The `SELECT` text (`YYYY-MM-DD HH:MM:SS[.f]`) without allocating; same as `to_string()`.
     pub fn to_text(&self) -> AsciiText {
+        let d = &self.date;
+        if d.year <= 9999
+            && d.month <= 99
+            && d.day <= 99
+            && self.hour <= 99
+            && self.minute <= 99
+            && self.second <= 99
+            && self.micros <= 999_999
+        {
+            // Every field has its fixed width: write the 26 bytes of the longest form in
+            // place (two digits at a time) and keep `19 + '.' + fsp` of them.
+            let mut t = AsciiText::new();
+            let b = &mut t.buf;
+            let pair = |b: &mut [u8], at: usize, v: u32| {
+                let v = 2 * (v as usize % 100);
+                b[at..at + 2].copy_from_slice(&DIGIT_PAIRS[v..v + 2]);
+            };
+            let year = u32::from(d.year);
+            pair(b, 0, year / 100);
+            pair(b, 2, year);
+            b[4] = b'-';
+            pair(b, 5, u32::from(d.month));
+            b[7] = b'-';
+            pair(b, 8, u32::from(d.day));
+            b[10] = b' ';
+            pair(b, 11, u32::from(self.hour));
+            b[13] = b':';
+            pair(b, 14, u32::from(self.minute));
+            b[16] = b':';
+            pair(b, 17, u32::from(self.second));
+            let fsp = self.fsp.min(6);
+            if fsp > 0 {
+                b[19] = b'.';
+                pair(b, 20, self.micros / 10_000);
+                pair(b, 22, self.micros / 100);
+                pair(b, 24, self.micros);
+                t.len = 20 + fsp;
+            } else {
+                t.len = 19;
+            }
+            return t;
+        }
         let mut t = AsciiText::new();
         self.date.push_to(&mut t);
         t.push(b' ');
@@ -1059,6 +1110,47 @@ fn maria_column_uncompress(data: &[u8], max: usize) -> PResult<Cow<'_, [u8]>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn push_padded_matches_format_for_every_width() {
+        let values = [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1_000,
+            9_999,
+            10_000,
+            123_456,
+            999_999,
+            1_000_000,
+            99_999_999,
+            999_999_999,
+            1_000_000_000,
+            u32::MAX,
+        ];
+        for width in 0..=14 {
+            for &n in &values {
+                let mut t = AsciiText::new();
+                t.push(b'x');
+                t.push_padded(n, width);
+                assert_eq!(t.as_str(), format!("x{n:0width$}"), "n={n} width={width}");
+            }
+        }
+        // Dropped, not truncated, when it does not fit.
+        let mut t = AsciiText::new();
+        for _ in 0..AsciiText::CAPACITY - 3 {
+            t.push(b'1');
+        }
+        t.push_padded(12_345, 0);
+        assert_eq!(t.as_bytes().len(), AsciiText::CAPACITY - 3);
+        t.push_padded(123, 0);
+        assert_eq!(t.as_bytes().len(), AsciiText::CAPACITY);
+    }
+
     /// The straightforward `format!` rendering the stack formatter must reproduce exactly.
     fn frac_ref(micros: u32, fsp: u8) -> String {
         if fsp == 0 {
@@ -1137,6 +1229,22 @@ mod tests {
                 ts.to_epoch_text().to_string(),
                 format!("{epoch}{}", frac_ref(micros, fsp))
             );
+        }
+
+        /// The fixed-width fast path of `DateTime::to_text` (every field within its width),
+        /// which the wide ranges above reach only now and then.
+        #[test]
+        fn datetime_fast_path_equals_format(
+            year in 0u16..=9999, month in 0u8..=99, day in 0u8..=99,
+            hour in 0u8..=99, minute in 0u8..=99, second in 0u8..=99,
+            micros in 0u32..=999_999, fsp in 0u8..=9,
+        ) {
+            let dt = DateTime { date: Date { year, month, day }, hour, minute, second, micros, fsp };
+            let want = format!(
+                "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}",
+                frac_ref(micros, fsp)
+            );
+            proptest::prop_assert_eq!(dt.to_text().to_string(), want);
         }
     }
 
