@@ -64,7 +64,7 @@ impl PyCache {
             let keys: Vec<Py<PyString>> = (0..n)
                 .map(
                     |i| match names.and_then(|v| v.get(i)).filter(|s| !s.is_empty()) {
-                        Some(name) => PyString::new(py, name).unbind(),
+                        Some(name) => PyString::intern(py, name).unbind(),
                         None => {
                             resolved = false;
                             PyString::new(py, &i.to_string()).unbind()
@@ -637,8 +637,9 @@ pub fn event<'py>(
         let e = FeedError::from_engine(&e);
         crate::mes_error(py, refs, e.code, e.message)
     };
-    // Images the engine decoded already (a live stream's reader thread did it) are used as
-    // they are; otherwise they are decoded here, borrowing from the rows event's bytes.
+    // Both engines of the binding decode the images as they read the rows event (a live
+    // stream on its reader thread, `CdcEngine` in `feed`), so they are used as they are; an
+    // event with lazy images would be decoded here, borrowing from the rows event's bytes.
     let decoded;
     let (before_row, after_row) = match ev.decoded_images() {
         Some((b, a)) => (b, a),

