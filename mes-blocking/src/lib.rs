@@ -1230,7 +1230,10 @@ impl<M: Mode> Reader<M> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let items = std::mem::take(&mut self.pending);
+        // The next batch starts with room for as many items as this one had (a full batch in
+        // a backlog), instead of growing from empty through several reallocations.
+        let room = self.pending.len().max(16);
+        let items = std::mem::replace(&mut self.pending, Vec::with_capacity(room));
         self.send_now(Msg::Items(items))
     }
 

@@ -81,6 +81,18 @@ fn bit(bits: &[u8], i: usize) -> bool {
     bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
+/// How many of the first `n` bits of `bits` are set (bits past the end count as clear).
+fn count_bits(bits: &[u8], n: usize) -> usize {
+    let full = (n / 8).min(bits.len());
+    let whole: usize = bits[..full].iter().map(|b| b.count_ones() as usize).sum();
+    let rest = n % 8;
+    let tail = match bits.get(n / 8) {
+        Some(b) if rest > 0 => (b & ((1u8 << rest) - 1)).count_ones() as usize,
+        _ => 0,
+    };
+    whole + tail
+}
+
 impl<'a> RowsEvent<'a> {
     /// Decode the rows against their table map. `max_alloc` caps any decompression (MariaDB
     /// compressed columns). Iteration stops after the first error.
@@ -197,7 +209,7 @@ impl<'t> Rows<'t> {
     ) -> PResult<()> {
         let cols = &self.table.columns;
         let n = self.event.column_count;
-        let present_count = (0..n).filter(|&i| bit(present, i)).count();
+        let present_count = count_bits(present, n);
         let mut partial_bits: &[u8] = &[];
         if partial_json {
             let value_options = self.cursor.packed("partial update value options")?;
@@ -438,6 +450,16 @@ fn rows_tail(mut c: Cursor<'_>, kind: RowsKind) -> PResult<RowsTail<'_>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn count_bits_counts_the_first_n_bits() {
+        let bits = [0b1011_0101u8, 0xFF, 0b0000_0001];
+        for n in 0..=30 {
+            let want = (0..n).filter(|&i| bit(&bits, i)).count();
+            assert_eq!(super::count_bits(&bits, n), want, "n={n}");
+        }
+        assert_eq!(super::count_bits(&[], 9), 0);
+    }
+
     use super::*;
     use crate::json::JsonDom;
     use crate::table_map::parse_table_map;

@@ -602,6 +602,8 @@ pub struct Engine {
     /// fresh buffer per transaction meant a large allocation and free per commit, which made
     /// glibc consolidate its small-chunk bins every time).
     spare_events: Vec<(EngineEvent, usize)>,
+    /// Where one rows event's rows lie while they are checked (reused; cleared before use).
+    spans: Vec<crate::rows::RowSpans>,
     prepared: Vec<PreparedXa>,
     queue: VecDeque<Queued>,
     queued_events: usize,
@@ -644,6 +646,7 @@ impl Engine {
             last_offset: 0,
             txn: Txn::default(),
             spare_events: Vec::new(),
+            spans: Vec::new(),
             prepared: Vec::new(),
             queue: VecDeque::new(),
             queued_events: 0,
@@ -1190,20 +1193,39 @@ impl Engine {
             };
             let max_alloc = self.config.max_buffered_transaction_bytes.max(1 << 30);
             let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
-            let mut images = Vec::new();
+            let gtid = self.txn.gtid_text.clone();
+            let statement = self.statement.clone();
+            let txn = &mut self.txn;
+            let mut push = |images| {
+                let ev = EngineEvent::Change(ChangeEvent {
+                    kind,
+                    table: table.clone(),
+                    images,
+                    timestamp: ev.header.timestamp,
+                    position: position.clone(),
+                    gtid: gtid.clone(),
+                    statement: statement.clone(),
+                });
+                let bytes = ev.approx_size();
+                txn.events.push((ev, bytes));
+                txn.bytes += bytes;
+            };
             if rows.kind == RowsKind::PartialUpdate || self.config.decoded_images {
                 // Decoded now: asked for, or a partial JSON update (its after image needs the
                 // before image's JSON).
                 for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
                     let change = change.map_err(err)?;
-                    images.push(Images::owned(
+                    push(Images::owned(
                         change.before.map(own_row),
                         change.after.map(own_row),
                     ));
                 }
             } else {
+                // Every row is checked before any is queued, so the rows bytes are copied once
+                // and only for an event that decodes.
                 let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
-                let mut spans = Vec::new();
+                let spans = &mut self.spans;
+                spans.clear();
                 while let Some(s) = it.next_spans() {
                     spans.push(s.map_err(err)?);
                 }
@@ -1214,27 +1236,14 @@ impl Engine {
                         offset: ev.offset,
                         max_alloc,
                     });
-                    images.extend(spans.into_iter().map(|s| Images::Lazy {
-                        rows: shared.clone(),
-                        before: s.before,
-                        after: s.after,
-                    }));
+                    for s in spans.drain(..) {
+                        push(Images::Lazy {
+                            rows: shared.clone(),
+                            before: s.before,
+                            after: s.after,
+                        });
+                    }
                 }
-            }
-            for images in images {
-                let ce = ChangeEvent {
-                    kind,
-                    table: table.clone(),
-                    images,
-                    timestamp: ev.header.timestamp,
-                    position: position.clone(),
-                    gtid: self.txn.gtid_text.clone(),
-                    statement: self.statement.clone(),
-                };
-                let ev = EngineEvent::Change(ce);
-                let bytes = ev.approx_size();
-                self.txn.events.push((ev, bytes));
-                self.txn.bytes += bytes;
             }
         }
         if !self.txn.open && rows.is_stmt_end() {
