@@ -196,7 +196,6 @@ impl Layout {
             .map(|d| (d, false));
         int.chain(frac)
     }
-
 }
 
 /// Whether the sign bit of a binary DECIMAL says "negative".
