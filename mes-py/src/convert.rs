@@ -108,15 +108,19 @@ fn utf8_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
-/// An ASCII text (temporal / DECIMAL rendering) as `str`.
+/// An ASCII text (temporal / DECIMAL rendering) as `str`. `PyUnicode_DecodeASCII` skips the
+/// UTF-8 decoder's set-up (0.4% fewer instructions per event of the sync benchmark than
+/// `PyUnicode_FromStringAndSize`); the text is ASCII by construction, so it cannot fail on it.
 fn ascii_str<'py>(py: Python<'py>, t: &AsciiText) -> PyResult<Bound<'py, PyAny>> {
     let b = t.as_bytes();
     // SAFETY: `b` is a live slice of at most AsciiText::CAPACITY bytes (so the length cast is
-    // lossless); the result is a new reference or NULL with an exception set.
+    // lossless); a NULL error handler means "strict"; the result is a new reference or NULL with
+    // an exception set.
     unsafe {
-        let obj = pyo3::ffi::PyUnicode_FromStringAndSize(
+        let obj = pyo3::ffi::PyUnicode_DecodeASCII(
             b.as_ptr().cast(),
             b.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
         );
         Bound::from_owned_ptr_or_err(py, obj)
     }
