@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The Python sync comparison (ours against the original 1.8.0 wheel, `compare.py sync`) counted in
+# instructions instead of seconds, for hosts whose wall times swing too much to compare two builds
+# (the 2-core VMs here: ±10–40% between runs). valgrind's callgrind counts the instructions each
+# process executes; with PYTHONHASHSEED=0 the count repeats to about ±0.3%, whatever else the
+# machine is doing. It does not model the CPU (cache misses, stalls), so it complements the timed
+# table of run.sh and never replaces it.
+#
+# Each contender decodes two reference binlogs (DESIGN.md §6 table, SMALL and LARGE rows per
+# phase), and the start-up is cancelled out:
+#     instructions per row event = (Ir(LARGE) - Ir(SMALL)) / (3 * (LARGE - SMALL))
+#
+# Usage: bash benches/compare/callgrind-sync.sh [SMALL [LARGE]]      (defaults 2000 and 20000)
+# Needs the venvs run.sh makes (build/bench-venv with ours, build/bench-venv-orig with the
+# original; or $MES_CALLGRIND_PY_OURS / $MES_CALLGRIND_PY_ORIG) and valgrind. The binlogs are made
+# once with benches/gen-bench-binlog.sh (its own throwaway MariaDB) in build/bench-callgrind/.
+# About 4 minutes on a 2-core VM, most of it the original under valgrind.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+SMALL="${1:-2000}"
+LARGE="${2:-20000}"
+for v in SMALL LARGE; do
+    [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || { echo "$v must be a number > 0" >&2; exit 2; }
+done
+[ "$LARGE" -gt "$SMALL" ] || { echo "LARGE ($LARGE) must be above SMALL ($SMALL)" >&2; exit 2; }
+PY_OURS="${MES_CALLGRIND_PY_OURS:-$REPO/build/bench-venv/bin/python}"
+PY_ORIG="${MES_CALLGRIND_PY_ORIG:-$REPO/build/bench-venv-orig/bin/python}"
+for p in "$PY_OURS" "$PY_ORIG"; do
+    [ -x "$p" ] || { echo "$p missing: run benches/compare/run.sh once (it makes both venvs)" >&2; exit 1; }
+done
+if ! command -v valgrind >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y valgrind
+    else
+        echo "valgrind is missing (apt-get install valgrind)" >&2
+        exit 1
+    fi
+fi
+
+DIR="$REPO/build/bench-callgrind"
+mkdir -p "$DIR"
+binlog() { echo "$DIR/ref-$1.binlog"; }
+for n in "$SMALL" "$LARGE"; do
+    if [ ! -s "$(binlog "$n")" ]; then
+        MES_BENCH_OUT="$(binlog "$n")" bash "$REPO/benches/gen-bench-binlog.sh" "$n" ref
+    fi
+done
+
+# Instructions executed by one `compare.py sync` run (which also checks every row change).
+count() {
+    local py="$1" n="$2" out
+    # valgrind exits with the program's status: a run that missed a row change fails here.
+    if ! out="$(PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$py" "$HERE/compare.py" sync --binlog "$(binlog "$n")" --expect "$n:$n:$n" \
+        --label callgrind 2>&1 >/dev/null)" ||
+        ! sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$out" | tail -1 | grep .; then
+        echo "the callgrind run of $py on $n rows failed:" >&2
+        echo "$out" | tail -20 >&2
+        return 1
+    fi
+}
+
+EVENTS=$((3 * (LARGE - SMALL)))
+declare -A PER
+for who in ours orig; do
+    py="$PY_OURS"
+    [ "$who" = orig ] && py="$PY_ORIG"
+    printf '[callgrind] %s: %s and %s rows per phase\n' "$who" "$SMALL" "$LARGE" >&2
+    small="$(count "$py" "$SMALL")"
+    large="$(count "$py" "$LARGE")"
+    PER[$who]=$(( (large - small) / EVENTS ))
+done
+printf '| contender | instructions per row event |\n|---|---:|\n'
+printf '| Python, ours: `CdcEngine.feed/next_event` | %s |\n' "${PER[ours]}"
+printf '| Python, original 1.8.0: `CdcEngine.feed/next_event` | %s |\n' "${PER[orig]}"
+awk -v o="${PER[ours]}" -v g="${PER[orig]}" \
+    'BEGIN { printf "\nratio (original / ours, in instructions): %.2fx\n", g / o }'
