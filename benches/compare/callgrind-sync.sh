@@ -14,7 +14,7 @@
 # Needs the venvs run.sh makes (build/bench-venv with ours, build/bench-venv-orig with the
 # original; or $MES_CALLGRIND_PY_OURS / $MES_CALLGRIND_PY_ORIG) and valgrind. The binlogs are made
 # once with benches/gen-bench-binlog.sh (its own throwaway MariaDB) in build/bench-callgrind/.
-# About 4 minutes on a 2-core VM, most of it the original under valgrind.
+# About 5 minutes on a 2-core VM, most of it the original under valgrind.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
