@@ -604,6 +604,9 @@ pub struct Engine {
     spare_events: Vec<(EngineEvent, usize)>,
     /// Where one rows event's rows lie while they are checked (reused; cleared before use).
     spans: Vec<crate::rows::RowSpans>,
+    /// One rows event's decoded images while the rest of its rows are decoded (reused; cleared
+    /// before use).
+    decoded: Vec<Images>,
     prepared: Vec<PreparedXa>,
     queue: VecDeque<Queued>,
     queued_events: usize,
@@ -647,6 +650,7 @@ impl Engine {
             txn: Txn::default(),
             spare_events: Vec::new(),
             spans: Vec::new(),
+            decoded: Vec::new(),
             prepared: Vec::new(),
             queue: VecDeque::new(),
             queued_events: 0,
@@ -1212,13 +1216,19 @@ impl Engine {
             };
             if rows.kind == RowsKind::PartialUpdate || self.config.decoded_images {
                 // Decoded now: asked for, or a partial JSON update (its after image needs the
-                // before image's JSON).
+                // before image's JSON). Every row is decoded before any is queued: a rows event
+                // that fails part-way queues none of its rows.
+                let decoded = &mut self.decoded;
+                decoded.clear();
                 for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
                     let change = change.map_err(err)?;
-                    push(Images::owned(
+                    decoded.push(Images::owned(
                         change.before.map(own_row),
                         change.after.map(own_row),
                     ));
+                }
+                for images in decoded.drain(..) {
+                    push(images);
                 }
             } else {
                 // Every row is checked before any is queued, so the rows bytes are copied once
