@@ -450,16 +450,6 @@ fn rows_tail(mut c: Cursor<'_>, kind: RowsKind) -> PResult<RowsTail<'_>> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn count_bits_counts_the_first_n_bits() {
-        let bits = [0b1011_0101u8, 0xFF, 0b0000_0001];
-        for n in 0..=30 {
-            let want = (0..n).filter(|&i| bit(&bits, i)).count();
-            assert_eq!(super::count_bits(&bits, n), want, "n={n}");
-        }
-        assert_eq!(super::count_bits(&[], 9), 0);
-    }
-
     use super::*;
     use crate::json::JsonDom;
     use crate::table_map::parse_table_map;
@@ -476,6 +466,16 @@ mod tests {
     fn json_col(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(bytes);
+    }
+
+    #[test]
+    fn count_bits_counts_the_first_n_bits() {
+        let bits = [0b1011_0101u8, 0xFF, 0b0000_0001];
+        for n in 0..=30 {
+            let want = (0..n).filter(|&i| bit(&bits, i)).count();
+            assert_eq!(count_bits(&bits, n), want, "n={n}");
+        }
+        assert_eq!(count_bits(&[], 9), 0);
     }
 
     #[test]
