@@ -125,7 +125,7 @@ pub mod obs {
         /// A change event was handed on: log the lag now and then.
         pub fn event(&mut self, ev: &EngineEvent) {
             match ev {
-                EngineEvent::Change(c) => self.timestamp(c.timestamp),
+                EngineEvent::Change(c) => self.timestamp(c.timestamp()),
                 EngineEvent::Statement(s) => self.timestamp(s.timestamp),
                 _ => {}
             }

@@ -121,7 +121,7 @@ fn burst_of_100k_rows_streams_completely() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while n < N {
         if let EngineEvent::Change(c) = next_event(&mut stream, deadline) {
-            assert_eq!(c.kind, ChangeKind::Insert);
+            assert_eq!(c.kind(), ChangeKind::Insert);
             let id = id_of(&c.after().unwrap());
             assert!(
                 !std::mem::replace(&mut seen[id as usize], true),
@@ -135,7 +135,7 @@ fn burst_of_100k_rows_streams_completely() {
     // Nothing more (no duplicate after the last row).
     if let Some(Ok(Some(EngineEvent::Change(c)))) = stream.next_timeout(Duration::from_millis(300))
     {
-        panic!("unexpected extra change {:?}", c.kind);
+        panic!("unexpected extra change {:?}", c.kind());
     }
     eprintln!(
         "burst: {N} rows in 4 INSERTs streamed in {:.2} s ({:.0} rows/s end to end; the server took {:.2} s to insert)",
@@ -264,7 +264,7 @@ fn binlog_rotation_mid_stream() {
                     ids.insert(id_of(&c.after().unwrap())),
                     "a row arrived twice"
                 );
-                let file = c.position.file.to_string();
+                let file = c.position().file.to_string();
                 if files.last() != Some(&file) {
                     files.push(file);
                 }
@@ -279,7 +279,7 @@ fn binlog_rotation_mid_stream() {
         }
     };
     assert_eq!(id_of(&last.after().unwrap()), 0);
-    files.push(last.position.file.to_string());
+    files.push(last.position().file.to_string());
     assert_eq!(ids.len() as i64, BATCHES * PER);
     assert_eq!(
         files.len() as i64,
@@ -291,12 +291,12 @@ fn binlog_rotation_mid_stream() {
     assert_eq!(distinct.len(), files.len(), "{files:?}");
     // The consumer's checkpoint follows into the last file once its commit was handed out.
     while let Some(Ok(Some(_))) | Some(Ok(None)) = stream.next_timeout(Duration::from_millis(200)) {
-        if stream.checkpoint().position.file == last.position.file {
+        if stream.checkpoint().position.file == last.position().file {
             break;
         }
         assert!(Instant::now() < deadline, "{:?}", stream.checkpoint());
     }
-    assert_eq!(stream.checkpoint().position.file, last.position.file);
+    assert_eq!(stream.checkpoint().position.file, last.position().file);
     eprintln!("rotation: files {files:?}");
     stream.stop();
     sql(&format!("DROP DATABASE {db}"));
@@ -327,7 +327,7 @@ fn ddl_mid_stream() {
     while events.len() < 7 {
         events.push(next_event(&mut stream, deadline));
     }
-    let names = |c: &ChangeEvent| c.table.column_names.clone().unwrap();
+    let names = |c: &ChangeEvent| c.table().column_names.clone().unwrap();
     for ev in &events[..3] {
         let EngineEvent::Change(c) = ev else {
             panic!("{ev:?}")
@@ -359,7 +359,7 @@ fn ddl_mid_stream() {
     let EngineEvent::Change(upd) = &events[6] else {
         unreachable!()
     };
-    assert_eq!(upd.kind, ChangeKind::Update);
+    assert_eq!(upd.kind(), ChangeKind::Update);
     assert_eq!(
         upd.before().unwrap().unwrap().values[2],
         Some(Value::Int(7))
@@ -605,16 +605,16 @@ fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(
             (
-                &g.position,
-                g.kind,
-                &g.gtid,
+                &g.position(),
+                g.kind(),
+                &g.gtid(),
                 &g.before().unwrap(),
                 &g.after().unwrap()
             ),
             (
-                &e.position,
-                e.kind,
-                &e.gtid,
+                &e.position(),
+                e.kind(),
+                &e.gtid(),
                 &e.before().unwrap(),
                 &e.after().unwrap()
             )

@@ -46,7 +46,7 @@ fn collect(stream: &mut BinlogStream, n: usize, ids: &mut BTreeMap<i64, usize>) 
     let deadline = Instant::now() + Duration::from_secs(60);
     while ids.values().sum::<usize>() < n && Instant::now() < deadline {
         match stream.next_timeout(Duration::from_millis(500)) {
-            Some(Ok(Some(EngineEvent::Change(c)))) if c.kind == ChangeKind::Insert => {
+            Some(Ok(Some(EngineEvent::Change(c)))) if c.kind() == ChangeKind::Insert => {
                 let after = c.after().unwrap().unwrap();
                 let Some(Value::Int(id)) = after.values[0] else {
                     panic!("{after:?}")
@@ -190,7 +190,7 @@ fn mariadb_geometry_and_char_columns() {
             None => panic!("stream ended"),
         }
     };
-    let cols = &change.table.map.columns;
+    let cols = &change.table().map.columns;
     assert_eq!(
         cols[1].collation,
         Some(63),

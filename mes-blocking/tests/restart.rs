@@ -68,7 +68,7 @@ fn mariadb_restart_mid_stream_delivers_every_row_once() {
             );
             match stream.next_timeout(Duration::from_millis(500)) {
                 Some(Ok(Some(EngineEvent::Change(c)))) => {
-                    let sentinel = c.kind == ChangeKind::Insert
+                    let sentinel = c.kind() == ChangeKind::Insert
                         && mes_testkit::live::id_of(&c.after().unwrap()) == 0;
                     model.apply(&c);
                     if sentinel {

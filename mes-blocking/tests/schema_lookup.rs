@@ -70,7 +70,7 @@ fn names_come_from_information_schema() {
         }
     };
     assert_eq!(
-        ev.table.column_names.as_deref(),
+        ev.table().column_names.as_deref(),
         Some(&["id".to_owned()][..])
     );
     assert!(p.log().iter().any(|l| {

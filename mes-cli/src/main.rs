@@ -146,19 +146,19 @@ fn write_text(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineError> {
     let _ = write!(
         out,
         "{} {}.{} @{}:{}",
-        ev.kind.as_str(),
-        ev.table.database,
-        ev.table.table,
-        ev.position.file,
-        ev.position.offset
+        ev.kind().as_str(),
+        ev.table().database,
+        ev.table().table,
+        ev.position().file,
+        ev.position().offset
     );
-    if let Some(g) = &ev.gtid {
+    if let Some(g) = &ev.gtid() {
         let _ = write!(out, " gtid={g}");
     }
     for (label, img) in [(" before=", ev.before()?), (" after=", ev.after()?)] {
         if let Some(row) = img {
             out.push_str(label);
-            mysql_binlog_codec::text::write_row(out, &row.values, &ev.table.map.columns);
+            mysql_binlog_codec::text::write_row(out, &row.values, &ev.table().map.columns);
         }
     }
     Ok(())
@@ -368,7 +368,7 @@ fn stream(args: &StreamArgs) -> Result<(), String> {
                         let now = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_secs() as i64);
-                        lag = now - i64::from(c.timestamp);
+                        lag = now - i64::from(c.timestamp());
                     }
                     EngineEvent::Statement(s) if args.statements => write_statement(&mut line, s),
                     _ => continue,

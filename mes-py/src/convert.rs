@@ -575,15 +575,15 @@ pub fn event<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let ev = &ready.event;
     let position = match &cache.position {
-        Some((f, o, p)) if Arc::ptr_eq(f, &ev.position.file) && *o == ev.position.offset => {
+        Some((f, o, p)) if Arc::ptr_eq(f, &ev.position().file) && *o == ev.position().offset => {
             p.clone_ref(py)
         }
         _ => {
             let file = match &cache.file {
-                Some((f, p)) if Arc::ptr_eq(f, &ev.position.file) => p.clone_ref(py),
+                Some((f, p)) if Arc::ptr_eq(f, &ev.position().file) => p.clone_ref(py),
                 _ => {
-                    let p = PyString::new(py, &ev.position.file).unbind();
-                    cache.file = Some((ev.position.file.clone(), p.clone_ref(py)));
+                    let p = PyString::new(py, &ev.position().file).unbind();
+                    cache.file = Some((ev.position().file.clone(), p.clone_ref(py)));
                     p
                 }
             };
@@ -593,19 +593,19 @@ pub fn event<'py>(
                     py,
                     [
                         file.into_bound(py).into_any(),
-                        ev.position.offset.into_pyobject(py)?.into_any(),
+                        ev.position().offset.into_pyobject(py)?.into_any(),
                     ],
                 )?
                 .unbind();
             cache.position = Some((
-                ev.position.file.clone(),
-                ev.position.offset,
+                ev.position().file.clone(),
+                ev.position().offset,
                 p.clone_ref(py),
             ));
             p
         }
     };
-    let source_sql = match (&ev.statement, ready.annotate) {
+    let source_sql = match (ev.statement(), ready.annotate) {
         (Some(s), true) => match &cache.statement {
             Some((a, p)) if Arc::ptr_eq(a, s) => p.clone_ref(py),
             _ => {
@@ -616,7 +616,7 @@ pub fn event<'py>(
         },
         _ => refs.empty.clone_ref(py),
     };
-    let gtid = match &ev.gtid {
+    let gtid = match ev.gtid() {
         Some(g) => match &cache.gtid {
             Some((a, p)) if Arc::ptr_eq(a, g) => p.clone_ref(py).into_any(),
             _ => {
@@ -628,15 +628,15 @@ pub fn event<'py>(
         None => py.None(),
     };
     let timestamp = match &cache.timestamp {
-        Some((t, p)) if *t == ev.timestamp => p.clone_ref(py),
+        Some((t, p)) if *t == ev.timestamp() => p.clone_ref(py),
         _ => {
-            let p = ev.timestamp.into_pyobject(py)?.into_any().unbind();
-            cache.timestamp = Some((ev.timestamp, p.clone_ref(py)));
+            let p = ev.timestamp().into_pyobject(py)?.into_any().unbind();
+            cache.timestamp = Some((ev.timestamp(), p.clone_ref(py)));
             p
         }
     };
     let mut json = ready.json.into_iter();
-    let t = cache.table(py, &ev.table);
+    let t = cache.table(py, ev.table());
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);
         crate::mes_error(py, refs, e.code, e.message)
@@ -655,17 +655,17 @@ pub fn event<'py>(
     let mut before_objs = Vec::new();
     let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
     let before = match before_row {
-        Some(r) => row(py, refs, native, r, &ev.table, t, &mut json, record, None)?.into_any(),
+        Some(r) => row(py, refs, native, r, ev.table(), t, &mut json, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
     let after = match after_row {
         Some(r) => {
             let shared = before_row.map(|b| (b, before_objs.as_slice()));
-            row(py, refs, native, r, &ev.table, t, &mut json, None, shared)?.into_any()
+            row(py, refs, native, r, ev.table(), t, &mut json, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),
     };
-    let kind = match ev.kind {
+    let kind = match ev.kind() {
         ChangeKind::Insert => &refs.event_types[0],
         ChangeKind::Update => &refs.event_types[1],
         ChangeKind::Delete => &refs.event_types[2],

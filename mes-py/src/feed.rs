@@ -248,7 +248,7 @@ fn event_bytes(ev: &ChangeEvent, json: &[String]) -> usize {
 /// The JSON columns of a change event rendered as text, in order (before image first).
 pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
     let mut json = Vec::new();
-    let columns = &event.table.map.columns;
+    let columns = &event.table().map.columns;
     if !columns.iter().any(|c| c.column_type == ColumnType::Json) {
         return Ok(json);
     }
@@ -267,7 +267,7 @@ pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
                 // itself is surfaced, in the same shape as `mes decode`:
                 // {"$partial_json_diff": [{"op": ..., "path": ..., "value": ...}]}.
                 let mut text = String::new();
-                json_lines::write_value(&mut text, v, event.table.map.columns.get(i));
+                json_lines::write_value(&mut text, v, event.table().map.columns.get(i));
                 json.push(text);
             } else if let Some(Value::Json(j)) = v {
                 let text = j.to_text().map_err(|kind| {
@@ -275,7 +275,7 @@ pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
                         CODE_DECODE_ROW,
                         format!(
                             "JSON column {i} of `{}`.`{}` (row event ending at {}): {kind}",
-                            event.table.database, event.table.table, event.position.offset
+                            event.table().database, event.table().table, event.position().offset
                         ),
                     )
                 })?;
@@ -653,10 +653,10 @@ impl FeedState {
             let EngineEvent::Change(event) = ev else {
                 continue;
             };
-            if !self.allows(&event.table.database, &event.table.table) {
+            if !self.allows(&event.table().database, &event.table().table) {
                 continue;
             }
-            self.check_signedness(&event.table);
+            self.check_signedness(event.table());
             let json = render_json(&event)?;
             let bytes = event_bytes(&event, &json);
             self.queue_bytes += bytes;

@@ -526,7 +526,7 @@ impl NativeStream {
                 continue;
             };
             let cp = cp.or_else(|| pending.take());
-            let mariadb = c.gtid.as_deref().is_some_and(|g| !g.contains(':'));
+            let mariadb = c.gtid().map(|g| &**g).is_some_and(|g| !g.contains(':'));
             let ready = ready_from_change(c, mariadb).map_err(|e| live_error(e.code, e.message))?;
             let obj = convert::event(py, refs, &mut cache, self.native_types, ready)?;
             if let Some(cp) = cp {

@@ -786,7 +786,7 @@ impl EveryType {
     /// Check one change event the stream delivered (of the current phase).
     pub fn check(&mut self, c: &ChangeEvent) {
         assert_eq!(
-            (c.table.database.as_str(), c.table.table.as_str()),
+            (c.table().database.as_str(), c.table().table.as_str()),
             (self.db.as_str(), "t"),
             "a change of another table"
         );
@@ -809,7 +809,7 @@ impl EveryType {
             3 => (ChangeKind::Delete, id_of(&before)),
             _ => panic!("a change before the first phase: {line:.300}"),
         };
-        assert_eq!(c.kind, kind, "phase {phase}: {line:.300}");
+        assert_eq!(c.kind(), kind, "phase {phase}: {line:.300}");
         assert!(
             self.seen[phase].insert(id),
             "phase {phase}: id {id} changed twice"

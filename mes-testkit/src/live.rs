@@ -368,7 +368,7 @@ impl Model {
         self.changes += 1;
         // Each image decoded once.
         let (before, after) = (c.before().unwrap(), c.after().unwrap());
-        match c.kind {
+        match c.kind() {
             ChangeKind::Insert => {
                 let id = id_of(&after);
                 *self.inserted.entry(id).or_default() += 1;

@@ -119,7 +119,7 @@ async fn burst_of_100k_rows_streams_completely() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while n < N {
         if let EngineEvent::Change(c) = next_event(&mut stream, deadline).await {
-            assert_eq!(c.kind, ChangeKind::Insert);
+            assert_eq!(c.kind(), ChangeKind::Insert);
             let id = id_of(&c.after().unwrap());
             assert!(
                 !std::mem::replace(&mut seen[id as usize], true),
@@ -133,7 +133,7 @@ async fn burst_of_100k_rows_streams_completely() {
     if let Ok(Some(Ok(EngineEvent::Change(c)))) =
         tokio::time::timeout(Duration::from_millis(300), stream.next()).await
     {
-        panic!("unexpected extra change {:?}", c.kind);
+        panic!("unexpected extra change {:?}", c.kind());
     }
     eprintln!(
         "tokio burst: {N} rows in 4 INSERTs streamed in {:.2} s ({:.0} rows/s end to end; the server took {:.2} s to insert)",
@@ -240,7 +240,7 @@ async fn binlog_rotation_mid_stream() {
                     ids.insert(id_of(&c.after().unwrap())),
                     "a row arrived twice"
                 );
-                let file = c.position.file.to_string();
+                let file = c.position().file.to_string();
                 if files.last() != Some(&file) {
                     files.push(file);
                 }
@@ -254,7 +254,7 @@ async fn binlog_rotation_mid_stream() {
         }
     };
     assert_eq!(id_of(&last.after().unwrap()), 0);
-    files.push(last.position.file.to_string());
+    files.push(last.position().file.to_string());
     assert_eq!(ids.len() as i64, BATCHES * PER);
     assert_eq!(
         files.len() as i64,
@@ -294,7 +294,7 @@ async fn ddl_mid_stream() {
     while events.len() < 7 {
         events.push(next_event(&mut stream, deadline).await);
     }
-    let names = |c: &ChangeEvent| c.table.column_names.clone().unwrap();
+    let names = |c: &ChangeEvent| c.table().column_names.clone().unwrap();
     for ev in &events[..3] {
         let EngineEvent::Change(c) = ev else {
             panic!("{ev:?}")
@@ -527,16 +527,16 @@ async fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(
             (
-                &g.position,
-                g.kind,
-                &g.gtid,
+                &g.position(),
+                g.kind(),
+                &g.gtid(),
                 &g.before().unwrap(),
                 &g.after().unwrap()
             ),
             (
-                &e.position,
-                e.kind,
-                &e.gtid,
+                &e.position(),
+                e.kind(),
+                &e.gtid(),
                 &e.before().unwrap(),
                 &e.after().unwrap()
             )

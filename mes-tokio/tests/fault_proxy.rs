@@ -111,7 +111,7 @@ async fn every_row_exactly_once_through_a_cutting_proxy() {
             snapshot = (stream.checkpoint_string(), model.clone());
         }
         model.apply(&c);
-        if c.kind == ChangeKind::Insert && id_of(&c.after().unwrap()) == 0 {
+        if c.kind() == ChangeKind::Insert && id_of(&c.after().unwrap()) == 0 {
             break;
         }
         if !restarted && model.inserted.len() as i64 >= ROWS / 2 {

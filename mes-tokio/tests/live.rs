@@ -106,7 +106,7 @@ impl Model {
         self.changes += 1;
         // Each image decoded once.
         let (before, after) = (c.before().unwrap(), c.after().unwrap());
-        match c.kind {
+        match c.kind() {
             ChangeKind::Insert => {
                 let id = id_of(&after);
                 *self.inserted.entry(id).or_default() += 1;
@@ -195,28 +195,28 @@ async fn streams_inserts_updates_deletes_with_the_values_select_shows() {
         match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
             Ok(Some(Ok(EngineEvent::Change(c)))) => {
                 assert_eq!(
-                    (c.table.database.as_str(), c.table.table.as_str()),
+                    (c.table().database.as_str(), c.table().table.as_str()),
                     (db.as_str(), "t")
                 );
                 assert_eq!(
-                    c.table.column_names.as_deref(),
+                    c.table().column_names.as_deref(),
                     Some(&["id", "v", "n", "d", "ts"].map(String::from)[..])
                 );
                 assert!(
-                    c.gtid.as_deref().is_some_and(|g| g.starts_with("0-")),
+                    c.gtid().map(|g| &**g).is_some_and(|g| g.starts_with("0-")),
                     "{:?}",
-                    c.gtid
+                    c.gtid()
                 );
                 kinds.push((
-                    c.kind,
-                    id_of(&if c.kind == ChangeKind::Insert {
+                    c.kind(),
+                    id_of(&if c.kind() == ChangeKind::Insert {
                         c.after().unwrap()
                     } else {
                         c.before().unwrap()
                     }),
                 ));
                 model.apply(&c);
-                last_gtid = c.gtid.as_deref().unwrap().to_owned();
+                last_gtid = c.gtid().map(|g| &**g).unwrap().to_owned();
             }
             Ok(Some(Ok(_))) | Err(_) => {}
             Ok(Some(Err(e))) => panic!("{e}"),

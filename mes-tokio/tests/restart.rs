@@ -85,7 +85,7 @@ async fn mariadb_restart_mid_stream_delivers_every_row_once() {
         );
         match tokio::time::timeout(Duration::from_millis(500), stream.next()).await {
             Ok(Some(Ok(EngineEvent::Change(c)))) => {
-                let sentinel = c.kind == ChangeKind::Insert
+                let sentinel = c.kind() == ChangeKind::Insert
                     && mes_testkit::live::id_of(&c.after().unwrap()) == 0;
                 model.apply(&c);
                 if sentinel {

@@ -49,7 +49,7 @@ async fn first_change_names() -> Option<Option<Vec<String>>> {
         {
             Some(Ok(EngineEvent::Change(c))) => {
                 stream.stop().await;
-                return Some(c.table.column_names.clone());
+                return Some(c.table().column_names.clone());
             }
             Some(Ok(_)) => {}
             other => panic!("{other:?}"),

@@ -139,7 +139,7 @@ fn checkpoint_moves_only_after_a_whole_transaction_is_handed_out() {
         let before = e.checkpoint().clone();
         let Some(ev) = e.poll_event() else { break };
         let gtid = match &ev {
-            EngineEvent::Change(c) => c.gtid.as_deref().map(str::to_owned),
+            EngineEvent::Change(c) => c.gtid().map(|g| &**g).map(str::to_owned),
             EngineEvent::Statement(s) => s.gtid.as_deref().map(str::to_owned),
             _ => None,
         };
@@ -485,7 +485,7 @@ fn change_event_debug_shows_decoded_values_not_bytes() {
     let text = format!("{change:?}");
     let after = change.after().unwrap().expect("after image");
     assert!(text.contains(&format!("{:?}", after.values[0])), "{text}");
-    assert!(text.contains(&change.table.table), "{text}");
+    assert!(text.contains(&change.table().table), "{text}");
     assert!(
         text.len() < 4096,
         "Debug dumps the rows event's bytes ({} chars)",

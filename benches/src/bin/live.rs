@@ -117,7 +117,7 @@ impl Counts {
                     self.bad_ids += 1;
                     return;
                 };
-                let (slot, image) = match c.kind {
+                let (slot, image) = match c.kind() {
                     ChangeKind::Insert => {
                         self.inserts += 1;
                         (0, &after)

@@ -240,17 +240,17 @@ pub fn write_change(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineErro
     out.push_str("{\"type\":\"");
     out.push_str(ev.kind.as_str());
     out.push_str("\",\"database\":");
-    write_json_string(out, &ev.table.database);
+    write_json_string(out, &ev.table().database);
     out.push_str(",\"table\":");
-    write_json_string(out, &ev.table.table);
+    write_json_string(out, &ev.table().table);
     out.push_str(",\"before\":");
-    write_image(out, &ev.table, ev.before()?.as_ref());
+    write_image(out, ev.table(), ev.before()?.as_ref());
     out.push_str(",\"after\":");
-    write_image(out, &ev.table, ev.after()?.as_ref());
-    let _ = write!(out, ",\"timestamp\":{},\"position\":", ev.timestamp);
-    write_position(out, &ev.position);
+    write_image(out, ev.table(), ev.after()?.as_ref());
+    let _ = write!(out, ",\"timestamp\":{},\"position\":", ev.timestamp());
+    write_position(out, ev.position());
     out.push_str(",\"gtid\":");
-    write_gtid(out, ev.gtid.as_deref());
+    write_gtid(out, ev.gtid().map(|g| &**g));
     out.push('}');
     Ok(())
 }

@@ -35,7 +35,7 @@
 //!     input = &input[used..];
 //!     while let Some(ev) = engine.poll_event() {
 //!         if let EngineEvent::Change(change) = ev {
-//!             println!("{} {}.{}", change.kind.as_str(), change.table.database, change.table.table);
+//!             println!("{} {}.{}", change.kind().as_str(), change.table().database, change.table().table);
 //!             // Decoded here, borrowing from the event.
 //!             if let Some(row) = change.after().expect("row image") {
 //!                 println!("  {} columns", row.values.len());
@@ -187,30 +187,33 @@ pub struct Position {
 /// that event) until [`ChangeEvent::before`] / [`ChangeEvent::after`] decode them, borrowing
 /// from the event: no value is copied until a consumer asks for it. The engine decoded every
 /// value once already, so decoding again does not fail on well-formed input.
+///
+/// What the rows of one rows event have in common (table, timestamp, position, GTID,
+/// statement, the event's bytes) is kept once, behind one reference count, and read through
+/// accessors: a change event is small to move and costs one reference-count update to make
+/// and to drop, whichever thread drops it.
 #[derive(Clone)]
 pub struct ChangeEvent {
-    /// INSERT / UPDATE / DELETE.
-    pub kind: ChangeKind,
-    /// The table (names, column metadata).
-    pub table: Arc<TableInfo>,
+    kind: ChangeKind,
+    shared: Arc<RowsShared>,
     images: Images,
-    /// Header timestamp of the rows event (seconds since the epoch).
-    pub timestamp: u32,
-    /// Position after the rows event.
-    pub position: Position,
-    /// The transaction's GTID (`uuid[:tag]:n` or MariaDB `d-s-n`), when it has one.
-    pub gtid: Option<Arc<str>>,
-    /// The statement that produced the row (MariaDB ANNOTATE_ROWS / MySQL ROWS_QUERY), if logged.
-    pub statement: Option<Arc<str>>,
 }
 
-/// The bytes of one rows event, shared by its change events.
+/// What every change event of one rows event shares.
 #[derive(Debug)]
-struct RowsBytes {
-    event: RowsEvent<'static>,
+struct RowsShared {
+    table: Arc<TableInfo>,
+    timestamp: u32,
+    position: Position,
+    gtid: Option<Arc<str>>,
+    statement: Option<Arc<str>>,
+    /// Event type code and offset of the rows event (for decode errors).
     type_code: u8,
     offset: u64,
     max_alloc: usize,
+    /// The rows event (owned bytes) when images are decoded on demand; `None` when every
+    /// image was decoded already.
+    event: Option<RowsEvent<'static>>,
 }
 
 /// Where a change event's row images are.
@@ -218,11 +221,11 @@ struct RowsBytes {
 enum Images {
     /// Ranges of the shared rows event's bytes, decoded on demand.
     Lazy {
-        rows: Arc<RowsBytes>,
         before: Option<Range<usize>>,
         after: Option<Range<usize>>,
     },
-    /// Decoded already (partial JSON updates, whose after image needs the before image).
+    /// Decoded already (asked for, or partial JSON updates, whose after image needs the before
+    /// image).
     Owned {
         before: Option<Row<'static>>,
         after: Option<Row<'static>>,
@@ -244,6 +247,39 @@ impl Images {
 }
 
 impl ChangeEvent {
+    /// INSERT / UPDATE / DELETE.
+    pub fn kind(&self) -> ChangeKind {
+        self.kind
+    }
+
+    /// The table (names, column metadata).
+    pub fn table(&self) -> &Arc<TableInfo> {
+        &self.shared.table
+    }
+
+    /// Header timestamp of the rows event (seconds since the epoch).
+    pub fn timestamp(&self) -> u32 {
+        self.shared.timestamp
+    }
+
+    /// Position after the rows event.
+    pub fn position(&self) -> &Position {
+        &self.shared.position
+    }
+
+    /// The transaction's GTID (`uuid[:tag]:n` or MariaDB `d-s-n`), when it has one. Every
+    /// event of a transaction shares one allocation (compare with [`Arc::ptr_eq`] to tell
+    /// transactions apart cheaply).
+    pub fn gtid(&self) -> Option<&Arc<str>> {
+        self.shared.gtid.as_ref()
+    }
+
+    /// The statement that produced the row (MariaDB ANNOTATE_ROWS / MySQL ROWS_QUERY), if
+    /// logged.
+    pub fn statement(&self) -> Option<&Arc<str>> {
+        self.shared.statement.as_ref()
+    }
+
     /// The before image (UPDATE, DELETE; `None` for INSERT), decoded from the rows event's
     /// bytes on each call; absent columns (`binlog_row_image=MINIMAL/NOBLOB`) are `None`.
     pub fn before(&self) -> Result<Option<Row<'_>>, EngineError> {
@@ -291,23 +327,26 @@ impl ChangeEvent {
     fn image(&self, after: bool) -> Result<Option<Row<'_>>, EngineError> {
         match &self.images {
             Images::Lazy {
-                rows,
                 before: b,
                 after: a,
             } => {
                 let Some(span) = (if after { a } else { b }) else {
                     return Ok(None);
                 };
-                rows.event
-                    .image_at(&self.table.map, span.clone(), after, rows.max_alloc)
+                let rows = &*self.shared;
+                let decode_error = |kind| {
+                    EngineError::Decode(DecodeError::new(kind, Some(rows.type_code), rows.offset))
+                };
+                // Lazy images always come with their rows event (see `Engine::rows`).
+                let Some(event) = &rows.event else {
+                    return Err(decode_error(crate::error::malformed(
+                        "row image without its rows event",
+                    )));
+                };
+                event
+                    .image_at(&rows.table.map, span.clone(), after, rows.max_alloc)
                     .map(Some)
-                    .map_err(|kind| {
-                        EngineError::Decode(DecodeError::new(
-                            kind,
-                            Some(rows.type_code),
-                            rows.offset,
-                        ))
-                    })
+                    .map_err(decode_error)
             }
             Images::Owned {
                 before, after: a, ..
@@ -332,15 +371,14 @@ impl ChangeEvent {
 
     fn image_bytes(&self) -> usize {
         match &self.images {
-            Images::Lazy {
-                rows,
-                before,
-                after,
-            } => [before, after]
-                .into_iter()
-                .flatten()
-                .map(|r| r.len() + 16 * rows.event.column_count)
-                .sum(),
+            Images::Lazy { before, after } => {
+                let columns = self.shared.event.as_ref().map_or(0, |e| e.column_count);
+                [before, after]
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.len() + 16 * columns)
+                    .sum()
+            }
             Images::Owned { bytes, .. } => *bytes,
         }
     }
@@ -351,14 +389,14 @@ impl fmt::Debug for ChangeEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChangeEvent")
             .field("kind", &self.kind)
-            .field("database", &self.table.database)
-            .field("table", &self.table.table)
+            .field("database", &self.table().database)
+            .field("table", &self.table().table)
             .field("before", &self.before())
             .field("after", &self.after())
-            .field("timestamp", &self.timestamp)
-            .field("position", &self.position)
-            .field("gtid", &self.gtid)
-            .field("statement", &self.statement)
+            .field("timestamp", &self.timestamp())
+            .field("position", self.position())
+            .field("gtid", &self.gtid())
+            .field("statement", &self.statement())
             .finish()
     }
 }
@@ -368,11 +406,11 @@ impl PartialEq for ChangeEvent {
     /// from different bytes compare by value).
     fn eq(&self, other: &Self) -> bool {
         self.kind == other.kind
-            && self.table == other.table
-            && self.timestamp == other.timestamp
-            && self.position == other.position
-            && self.gtid == other.gtid
-            && self.statement == other.statement
+            && self.table() == other.table()
+            && self.timestamp() == other.timestamp()
+            && self.position() == other.position()
+            && self.gtid() == other.gtid()
+            && self.statement() == other.statement()
             && self.before().map_err(drop) == other.before().map_err(drop)
             && self.after().map_err(drop) == other.after().map_err(drop)
     }
@@ -402,8 +440,9 @@ pub enum EngineEvent {
     /// A row change.
     Change(ChangeEvent),
     /// A DDL statement, or a statement-based DML statement (which cannot be turned into row
-    /// changes: the server logged the SQL, not the rows).
-    Statement(StatementEvent),
+    /// changes: the server logged the SQL, not the rows). Boxed: statements are rare, and a
+    /// row change, moved through the queues many times, stays small.
+    Statement(Box<StatementEvent>),
 }
 
 impl EngineEvent {
@@ -1081,7 +1120,7 @@ impl Engine {
                 position,
                 gtid: self.txn.gtid_text.clone(),
             };
-            let ev = EngineEvent::Statement(sev);
+            let ev = EngineEvent::Statement(Box::new(sev));
             let bytes = ev.approx_size();
             self.txn.events.push((ev, bytes));
             self.txn.bytes += bytes;
@@ -1197,18 +1236,26 @@ impl Engine {
             };
             let max_alloc = self.config.max_buffered_transaction_bytes.max(1 << 30);
             let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
-            let gtid = self.txn.gtid_text.clone();
-            let statement = self.statement.clone();
             let txn = &mut self.txn;
-            let mut push = |images| {
-                let ev = EngineEvent::Change(ChangeEvent {
-                    kind,
+            // One shared part per rows event, made once its rows have all decoded.
+            let shared = |event| {
+                Arc::new(RowsShared {
                     table: table.clone(),
-                    images,
                     timestamp: ev.header.timestamp,
                     position: position.clone(),
-                    gtid: gtid.clone(),
-                    statement: statement.clone(),
+                    gtid: txn.gtid_text.clone(),
+                    statement: self.statement.clone(),
+                    type_code: ev.header.type_code,
+                    offset: ev.offset,
+                    max_alloc,
+                    event,
+                })
+            };
+            let push = |txn: &mut Txn, shared: &Arc<RowsShared>, images| {
+                let ev = EngineEvent::Change(ChangeEvent {
+                    kind,
+                    shared: shared.clone(),
+                    images,
                 });
                 let bytes = ev.approx_size();
                 txn.events.push((ev, bytes));
@@ -1227,8 +1274,11 @@ impl Engine {
                         change.after.map(own_row),
                     ));
                 }
-                for images in decoded.drain(..) {
-                    push(images);
+                if !decoded.is_empty() {
+                    let shared = shared(None);
+                    for images in decoded.drain(..) {
+                        push(txn, &shared, images);
+                    }
                 }
             } else {
                 // Every row is checked before any is queued, so the rows bytes are copied once
@@ -1240,18 +1290,16 @@ impl Engine {
                     spans.push(s.map_err(err)?);
                 }
                 if !spans.is_empty() {
-                    let shared = Arc::new(RowsBytes {
-                        event: rows.clone().into_owned(),
-                        type_code: ev.header.type_code,
-                        offset: ev.offset,
-                        max_alloc,
-                    });
+                    let shared = shared(Some(rows.clone().into_owned()));
                     for s in spans.drain(..) {
-                        push(Images::Lazy {
-                            rows: shared.clone(),
-                            before: s.before,
-                            after: s.after,
-                        });
+                        push(
+                            txn,
+                            &shared,
+                            Images::Lazy {
+                                before: s.before,
+                                after: s.after,
+                            },
+                        );
                     }
                 }
             }
