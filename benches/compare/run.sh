@@ -158,22 +158,44 @@ PY_OURS="$VENV/bin/python"
 PY_ORIG="$VENV_ORIG/bin/python"
 CMP="$HERE/compare.py"
 COMMON=(--host 127.0.0.1 --port "$MES_TEST_PORT" --user root --file "$REF_FILE")
+# CPU time, to tell where a contender's time goes on this small machine: the contender's own
+# (user + system, the whole process from start to exit, from bash's `times` for the child of the
+# command substitution; the floor reports mariadb-binlog's alone) and the server's during the
+# run (its /proc/PID/stat utime + stime).
+SERVER_PID="$(tr -dc '0-9' <"$MES_BUILD_DIR/mariadb/mes-mariadbd.pid")"
+CLK_TCK="$(getconf CLK_TCK)"
+CPU_FILE="$OUT_DIR/.cpu"
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+# Run "$@" (its stdout passes through), then write its CPU seconds (user + system) to $CPU_FILE.
+with_cpu() {
+    local rc=0
+    "$@" || rc=$?
+    # The builtin writes straight to a file: in a pipeline or a command substitution it would
+    # run in a forked shell that has no children of its own.
+    times >"$CPU_FILE.times"
+    awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] } printf "%.3f\n", n }' \
+        "$CPU_FILE.times" >"$CPU_FILE"
+    return "$rc"
+}
 run_one() {
-    local name="$1" line
+    local name="$1" line ticks0
     SERVER_ID=$((SERVER_ID + 1))
     printf '[compare] %-14s ' "$name" >&2
+    ticks0="$(server_ticks)"
     case "$name" in
-        floor) line="$("$PY_OURS" "$CMP" floor "${COMMON[@]}" --binlog "$REF_PATH" --out-dir "$OUT_DIR/raw-floor" --server-id "$SERVER_ID")" ;;
-        rust-blocking) line="$("$LIVE" --driver blocking "${COMMON[@]}" --server-id "$SERVER_ID" --expect-rows "$ROWS" --expect-kinds "$EXPECT")" ;;
-        rust-tokio) line="$("$LIVE" --driver tokio "${COMMON[@]}" --server-id "$SERVER_ID" --expect-rows "$ROWS" --expect-kinds "$EXPECT")" ;;
-        ours-async) line="$("$PY_OURS" "$CMP" async "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label ours-async)" ;;
-        orig-async) line="$("$PY_ORIG" "$CMP" async "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label orig-async)" ;;
-        pyrepl) line="$("$PY_ORIG" "$CMP" pyrepl "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label pyrepl)" ;;
-        ours-sync) line="$("$PY_OURS" "$CMP" sync --binlog "$REF_PATH" --expect "$EXPECT" --label ours-sync)" ;;
-        orig-sync) line="$("$PY_ORIG" "$CMP" sync --binlog "$REF_PATH" --expect "$EXPECT" --label orig-sync)" ;;
+        floor) line="$(with_cpu "$PY_OURS" "$CMP" floor "${COMMON[@]}" --binlog "$REF_PATH" --out-dir "$OUT_DIR/raw-floor" --server-id "$SERVER_ID")" ;;
+        rust-blocking) line="$(with_cpu "$LIVE" --driver blocking "${COMMON[@]}" --server-id "$SERVER_ID" --expect-rows "$ROWS" --expect-kinds "$EXPECT")" ;;
+        rust-tokio) line="$(with_cpu "$LIVE" --driver tokio "${COMMON[@]}" --server-id "$SERVER_ID" --expect-rows "$ROWS" --expect-kinds "$EXPECT")" ;;
+        ours-async) line="$(with_cpu "$PY_OURS" "$CMP" async "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label ours-async)" ;;
+        orig-async) line="$(with_cpu "$PY_ORIG" "$CMP" async "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label orig-async)" ;;
+        pyrepl) line="$(with_cpu "$PY_ORIG" "$CMP" pyrepl "${COMMON[@]}" --server-id "$SERVER_ID" --expect "$EXPECT" --label pyrepl)" ;;
+        ours-sync) line="$(with_cpu "$PY_OURS" "$CMP" sync --binlog "$REF_PATH" --expect "$EXPECT" --label ours-sync)" ;;
+        orig-sync) line="$(with_cpu "$PY_ORIG" "$CMP" sync --binlog "$REF_PATH" --expect "$EXPECT" --label orig-sync)" ;;
     esac
+    line="$("$PY_OURS" -c 'import json, sys; r = json.loads(sys.argv[1]); r.setdefault("cpu_s", float(sys.argv[2])); r.update(server_cpu_s=round(int(sys.argv[3]) / int(sys.argv[4]), 3)); print(json.dumps(r))' \
+        "$line" "$(cat "$CPU_FILE")" "$(($(server_ticks) - ticks0))" "$CLK_TCK")"
     echo "$line" >>"$RESULTS"
-    "$PY_OURS" -c 'import json, sys; r = json.loads(sys.argv[1]); print("%.3f s, peak RSS %.0f MiB" % (r["seconds"], r["peak_rss_kib"] / 1024))' "$line" >&2
+    "$PY_OURS" -c 'import json, sys; r = json.loads(sys.argv[1]); print("%.3f s, peak RSS %.0f MiB, CPU %.2f s, server CPU %.2f s" % (r["seconds"], r["peak_rss_kib"] / 1024, r["cpu_s"], r["server_cpu_s"]))' "$line" >&2
 }
 CONTENDERS=(floor rust-blocking rust-tokio ours-async orig-async pyrepl ours-sync orig-sync)
 # Warm-up, not recorded: the first dump of a freshly written binlog ran up to 3× slower than the
