@@ -492,3 +492,48 @@ fn change_event_debug_shows_decoded_values_not_bytes() {
         text.len()
     );
 }
+
+#[test]
+fn change_events_share_their_rows_event_context_and_stay_small() {
+    use std::sync::Arc;
+    // What the rows of one rows event have in common is one allocation, read through
+    // accessors; a change event is small to move through the queues.
+    assert!(
+        std::mem::size_of::<EngineEvent>() <= 80,
+        "EngineEvent grew to {} bytes",
+        std::mem::size_of::<EngineEvent>()
+    );
+    for config in [
+        EngineConfig::default(),
+        EngineConfig::default().with_decoded_images(true),
+    ] {
+        let (events, err) = all_events(config, &fixture("types.000001"));
+        assert!(err.is_none(), "{err:?}");
+        let changes: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::Change(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut same_event_pairs = 0;
+        for pair in changes.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.position() != b.position() {
+                continue;
+            }
+            // Two rows of one rows event: one table, one position, one GTID and statement.
+            same_event_pairs += 1;
+            assert!(Arc::ptr_eq(a.table(), b.table()));
+            assert!(Arc::ptr_eq(&a.position().file, &b.position().file));
+            assert_eq!(a.timestamp(), b.timestamp());
+            assert_eq!(a.kind(), b.kind());
+            match (a.gtid(), b.gtid()) {
+                (Some(x), Some(y)) => assert!(Arc::ptr_eq(x, y)),
+                (x, y) => assert_eq!(x, y),
+            }
+            assert_eq!(a.statement(), b.statement());
+        }
+        assert!(same_event_pairs > 0, "no rows event with two rows in the fixture");
+    }
+}
