@@ -9,7 +9,7 @@ use crate::error::{DecodeErrorKind, PResult};
 use crate::json::JsonBinary;
 use crate::json_diff::{apply_json_diffs, parse_json_diffs};
 use crate::table_map::TableMap;
-use crate::value::{ColumnType, JsonValue, Value, decode_value, value_len};
+use crate::value::{ColumnType, JsonValue, Value, decode_value_into, value_len};
 
 /// What a rows event does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,18 +195,27 @@ impl<'t> Rows<'t> {
     fn image_of(&mut self, after: bool) -> PResult<Row<'t>> {
         let (present, partial_json) = self.event.layout(after);
         let mut values = Vec::with_capacity(self.event.column_count);
-        self.image_with::<false>(present, partial_json, |v| values.push(v))?;
+        self.image_with::<false>(present, partial_json, &mut values)?;
         Ok(Row { values })
     }
 
-    /// Decode one image, handing each column's slot to `sink` in column order. With `SCAN`,
-    /// only check it: non-NULL values are measured ([`value_len`]) and `sink` gets nothing.
+    /// Decode one image, appending each column's slot to `values` in column order. With
+    /// `SCAN`, only check it: non-NULL values are measured ([`value_len`]) and `values` stays
+    /// as it is.
     fn image_with<const SCAN: bool>(
         &mut self,
         present: &[u8],
         partial_json: bool,
-        mut sink: impl FnMut(Option<Value<'t>>),
+        values: &mut Vec<Option<Value<'t>>>,
     ) -> PResult<()> {
+        // With SCAN, nothing is kept.
+        macro_rules! sink {
+            ($v:expr) => {
+                if !SCAN {
+                    values.push($v);
+                }
+            };
+        }
         let cols = &self.table.columns;
         let n = self.event.column_count;
         let present_count = count_bits(present, n);
@@ -229,7 +238,7 @@ impl<'t> Rows<'t> {
         let mut j = 0usize; // index among present JSON columns
         for (i, col) in cols.iter().enumerate().take(n) {
             if !bit(present, i) {
-                sink(None);
+                sink!(None);
                 continue;
             }
             let is_null = bit(nulls, k);
@@ -240,14 +249,14 @@ impl<'t> Rows<'t> {
                 j += 1;
             }
             if is_null {
-                sink(Some(Value::Null));
+                sink!(Some(Value::Null));
                 continue;
             }
             if partial {
                 let len_bytes = usize::from(col.meta);
                 let len = self.cursor.uint_n(len_bytes, "partial JSON length")? as usize;
                 let diff = self.cursor.bytes(len, "partial JSON diff")?;
-                sink(Some(Value::Json(JsonValue::UnappliedDiff(Cow::Borrowed(
+                sink!(Some(Value::Json(JsonValue::UnappliedDiff(Cow::Borrowed(
                     diff,
                 )))));
                 continue;
@@ -258,9 +267,11 @@ impl<'t> Rows<'t> {
                 self.cursor.skip(used, "column value")?;
                 continue;
             }
-            let (v, used) = decode_value(col, i, rest, self.max_alloc)?;
+            // Decoded straight into its place in the row (see `decode_value_into`).
+            let at = values.len();
+            values.push(None);
+            let used = decode_value_into(col, i, rest, self.max_alloc, &mut values[at])?;
             self.cursor.skip(used, "column value")?;
-            sink(Some(v));
         }
         Ok(())
     }
@@ -294,7 +305,7 @@ impl<'t> Rows<'t> {
         let span = |rows: &mut Self, after: bool| -> PResult<Range<usize>> {
             let (present, partial) = ev.layout(after);
             let start = total - rows.cursor.remaining();
-            rows.image_with::<true>(present, partial, |_| {})?;
+            rows.image_with::<true>(present, partial, &mut Vec::new())?;
             Ok(start..total - rows.cursor.remaining())
         };
         let (has_before, has_after) = ev.images();

@@ -747,13 +747,27 @@ pub(crate) fn value_len(
 }
 
 /// Decode one non-NULL column value from the start of `buf`; returns the value and its length.
-#[inline(always)]
 pub(crate) fn decode_value<'a>(
     col: &ColumnDef<'_>,
     index: usize,
     buf: &'a [u8],
     max_alloc: usize,
 ) -> PResult<(Value<'a>, usize)> {
+    let mut slot = None;
+    let n = decode_value_into(col, index, buf, max_alloc, &mut slot)?;
+    slot.map(|v| (v, n))
+        .ok_or_else(|| bad(index, col.type_code, "no value decoded"))
+}
+
+/// [`decode_value`] into `slot` (left as it was on error); returns the value's length.
+#[inline(always)]
+pub(crate) fn decode_value_into<'a>(
+    col: &ColumnDef<'_>,
+    index: usize,
+    buf: &'a [u8],
+    max_alloc: usize,
+    slot: &mut Option<Value<'a>>,
+) -> PResult<usize> {
     let tc = col.type_code;
     let unsigned = col.unsigned == Some(true);
     let t = |n: usize| take(buf, n, index, tc);
@@ -767,37 +781,47 @@ pub(crate) fn decode_value<'a>(
         };
         Ok((v, n))
     };
+    // Each arm stores its value straight into `slot`: a value built in a temporary and
+    // copied into place afterwards was read back with a 16-byte load over the narrower stores
+    // that had just written it (a store-forwarding stall on every column).
+    macro_rules! out {
+        ($e:expr) => {{
+            let (v, n) = $e;
+            *slot = Some(v);
+            n
+        }};
+    }
     Ok(match col.column_type {
-        ColumnType::Tiny => int(1)?,
-        ColumnType::Short => int(2)?,
-        ColumnType::Int24 => int(3)?,
-        ColumnType::Long => int(4)?,
-        ColumnType::LongLong => int(8)?,
-        ColumnType::Float => {
+        ColumnType::Tiny => out!(int(1)?),
+        ColumnType::Short => out!(int(2)?),
+        ColumnType::Int24 => out!(int(3)?),
+        ColumnType::Long => out!(int(4)?),
+        ColumnType::LongLong => out!(int(8)?),
+        ColumnType::Float => out!({
             let b = t(4)?;
             (
                 Value::Float(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 4,
             )
-        }
-        ColumnType::Double => {
+        }),
+        ColumnType::Double => out!({
             let b = t(8)?;
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
             (Value::Double(f64::from_le_bytes(a)), 8)
-        }
-        ColumnType::NewDecimal => {
+        }),
+        ColumnType::NewDecimal => out!({
             let precision = (col.meta & 0xff) as u8;
             let scale = (col.meta >> 8) as u8;
             let (d, n) =
                 Decimal::parse(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
             (Value::Decimal(DecimalBuf::from(d)), n)
-        }
-        ColumnType::Year => {
+        }),
+        ColumnType::Year => out!({
             let y = t(1)?[0];
             (Value::Year(if y == 0 { 0 } else { 1900 + u16::from(y) }), 1)
-        }
-        ColumnType::Date | ColumnType::NewDate => {
+        }),
+        ColumnType::Date | ColumnType::NewDate => out!({
             let v = le_uint(t(3)?) as u32;
             (
                 Value::Date(Date {
@@ -807,8 +831,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 3,
             )
-        }
-        ColumnType::Time => {
+        }),
+        ColumnType::Time => out!({
             // Legacy TIME: signed 3-byte integer ±HHMMSS.
             let raw = le_uint(t(3)?) as u32;
             let v = ((raw << 8) as i32) >> 8;
@@ -829,8 +853,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 3,
             )
-        }
-        ColumnType::DateTime => {
+        }),
+        ColumnType::DateTime => out!({
             // Legacy DATETIME: YYYYMMDDhhmmss as an 8-byte integer.
             let v = le_uint(t(8)?);
             let (d, tm) = (v / 1_000_000, v % 1_000_000);
@@ -859,8 +883,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 8,
             )
-        }
-        ColumnType::Timestamp => {
+        }),
+        ColumnType::Timestamp => out!({
             let v = le_uint(t(4)?) as u32;
             (
                 Value::Timestamp(Timestamp {
@@ -870,8 +894,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 4,
             )
-        }
-        ColumnType::Timestamp2 => {
+        }),
+        ColumnType::Timestamp2 => out!({
             let fsp = col.meta as u8;
             let n = 4 + fsp_bytes(fsp);
             let b = t(n)?;
@@ -884,8 +908,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 n,
             )
-        }
-        ColumnType::DateTime2 => {
+        }),
+        ColumnType::DateTime2 => out!({
             let fsp = col.meta as u8;
             let n = 5 + fsp_bytes(fsp);
             let b = t(n)?;
@@ -912,8 +936,8 @@ pub(crate) fn decode_value<'a>(
                 }),
                 n,
             )
-        }
-        ColumnType::Time2 => {
+        }),
+        ColumnType::Time2 => out!({
             let fsp = col.meta as u8;
             let n = 3 + fsp_bytes(fsp);
             let b = t(n)?;
@@ -955,36 +979,36 @@ pub(crate) fn decode_value<'a>(
                 }),
                 n,
             )
-        }
-        ColumnType::VarChar | ColumnType::VarString => {
+        }),
+        ColumnType::VarChar | ColumnType::VarString => out!({
             let len_bytes = if col.meta < 256 { 1 } else { 2 };
             let len = le_uint(t(len_bytes)?) as usize;
             let data = take(&buf[len_bytes..], len, index, tc)?;
             (string_value(col, data), len_bytes + len)
-        }
-        ColumnType::String => {
+        }),
+        ColumnType::String => out!({
             let b0 = col.meta >> 8;
             let max_len = (((b0 & 0x30) ^ 0x30) << 4) | (col.meta & 0xff);
             let len_bytes = if max_len > 255 { 2 } else { 1 };
             let len = le_uint(t(len_bytes)?) as usize;
             let data = take(&buf[len_bytes..], len, index, tc)?;
             (string_value(col, data), len_bytes + len)
-        }
-        ColumnType::Enum => {
+        }),
+        ColumnType::Enum => out!({
             let n = usize::from(col.meta & 0xff);
             if !(1..=2).contains(&n) {
                 return Err(bad(index, tc, format!("ENUM pack length {n}")));
             }
             (Value::Enum(le_uint(t(n)?) as u16), n)
-        }
-        ColumnType::Set => {
+        }),
+        ColumnType::Set => out!({
             let n = usize::from(col.meta & 0xff);
             if !(1..=8).contains(&n) {
                 return Err(bad(index, tc, format!("SET pack length {n}")));
             }
             (Value::Set(le_uint(t(n)?)), n)
-        }
-        ColumnType::Bit => {
+        }),
+        ColumnType::Bit => out!({
             let bits = usize::from(col.meta & 0xff);
             let bytes = usize::from(col.meta >> 8);
             let n = bytes + usize::from(bits > 0);
@@ -992,8 +1016,8 @@ pub(crate) fn decode_value<'a>(
                 return Err(bad(index, tc, format!("BIT of {n} bytes")));
             }
             (Value::Bit(be_uint(t(n)?)), n)
-        }
-        ColumnType::Blob | ColumnType::Geometry | ColumnType::Json | ColumnType::Vector => {
+        }),
+        ColumnType::Blob | ColumnType::Geometry | ColumnType::Json | ColumnType::Vector => out!({
             let len_bytes = usize::from(col.meta);
             if !(1..=4).contains(&len_bytes) {
                 return Err(bad(index, tc, format!("length-prefix size {len_bytes}")));
@@ -1007,8 +1031,8 @@ pub(crate) fn decode_value<'a>(
                 _ => string_value(col, data),
             };
             (v, len_bytes + len)
-        }
-        ColumnType::VarCharCompressed | ColumnType::BlobCompressed => {
+        }),
+        ColumnType::VarCharCompressed | ColumnType::BlobCompressed => out!({
             let len_bytes = if col.column_type == ColumnType::BlobCompressed {
                 usize::from(col.meta)
             } else if col.meta < 256 {
@@ -1034,8 +1058,8 @@ pub(crate) fn decode_value<'a>(
                 },
             };
             (v, len_bytes + len)
-        }
-        ColumnType::Null => (Value::Null, 0),
+        }),
+        ColumnType::Null => out!((Value::Null, 0)),
         ColumnType::Decimal | ColumnType::Other(_) => {
             return Err(DecodeErrorKind::UnsupportedColumnType {
                 type_code: tc,
