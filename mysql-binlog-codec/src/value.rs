@@ -697,8 +697,9 @@ fn fsp_bytes(fsp: u8) -> usize {
 /// The length of the non-NULL column value at the start of `buf`, checked as
 /// [`decode_value`] checks it, without building the value: what a pass that only finds where
 /// row images lie needs. Types whose decoding checks more than lengths and a few header bits
-/// (DECIMAL, legacy TIME/DATETIME, ENUM/SET/BIT, MariaDB compressed columns, unsupported
-/// types) are decoded. Equal to `decode_value(..).map(|(_, n)| n)`, which a property test
+/// (legacy TIME/DATETIME, ENUM/SET/BIT, MariaDB compressed columns, unsupported types) are
+/// decoded; DECIMAL is checked digit group by digit group as [`Decimal::parse`] checks it,
+/// without being copied into a value. Equal to `decode_value(..).map(|(_, n)| n)`, which a property test
 /// checks.
 pub(crate) fn value_len(
     col: &ColumnDef<'_>,
@@ -714,6 +715,14 @@ pub(crate) fn value_len(
         Ok(len_bytes + len)
     };
     match col.column_type {
+        ColumnType::NewDecimal => {
+            // The same check as `decode_value`'s, without the copy into a `DecimalBuf`.
+            let precision = (col.meta & 0xff) as u8;
+            let scale = (col.meta >> 8) as u8;
+            Decimal::parse(buf, precision, scale)
+                .map(|(_, n)| n)
+                .map_err(|e| bad(index, tc, e.to_string()))
+        }
         ColumnType::Tiny | ColumnType::Year => fixed(1),
         ColumnType::Short => fixed(2),
         ColumnType::Int24 | ColumnType::Date | ColumnType::NewDate => fixed(3),
