@@ -272,6 +272,21 @@ impl<'a> Decimal<'a> {
     /// up to `10^(d+1) - 1`; this check is stricter (`< 10^d`), which matches
     /// everything MySQL writes (`decimal2bin` reduces that group modulo `10^d`).
     pub fn parse(buf: &'a [u8], precision: u8, scale: u8) -> Result<(Self, usize), DecimalError> {
+        let size = Self::check(buf, precision, scale)?;
+        Ok((
+            Self {
+                bytes: &buf[..size],
+                precision,
+                scale,
+            },
+            size,
+        ))
+    }
+
+    /// [`Self::parse`]'s check alone: the size of the valid DECIMAL at the start of `buf`.
+    /// (The decoder's hot path: a returned `Decimal` was read back over the narrower stores
+    /// that had just written it.)
+    pub(crate) fn check(buf: &[u8], precision: u8, scale: u8) -> Result<usize, DecimalError> {
         let layout = Layout::new(precision, scale)?;
         let size = layout.bin_size();
         let bytes = buf.get(..size).ok_or(DecimalError::Truncated {
@@ -281,14 +296,7 @@ impl<'a> Decimal<'a> {
         if !each_group(bytes, layout, |g| g.value < pow10(g.digits)) {
             return Err(DecimalError::InvalidDigits);
         }
-        Ok((
-            Self {
-                bytes,
-                precision,
-                scale,
-            },
-            size,
-        ))
+        Ok(size)
     }
 
     /// Total number of digits of the type.
@@ -414,6 +422,30 @@ pub struct DecimalBuf {
 }
 
 impl DecimalBuf {
+    /// Zero bytes, precision and scale (filled by [`Self::fill`]).
+    pub(crate) const EMPTY: Self = Self {
+        bytes: [0; 32],
+        len: 0,
+        precision: 0,
+        scale: 0,
+    };
+
+    /// Become `d` (what `From` makes, written in place).
+    pub(crate) fn fill(&mut self, d: Decimal<'_>) {
+        self.fill_from(d.bytes, d.precision, d.scale);
+    }
+
+    /// Become the DECIMAL(`precision`, `scale`) whose binary form is `bytes`, checked already
+    /// ([`Decimal::check`] guarantees len == decimal_bin_size(p, s) <= 30).
+    pub(crate) fn fill_from(&mut self, bytes: &[u8], precision: u8, scale: u8) {
+        let len = bytes.len().min(32);
+        self.bytes[..len].copy_from_slice(&bytes[..len]);
+        self.bytes[len..].fill(0);
+        self.len = len as u8;
+        self.precision = precision;
+        self.scale = scale;
+    }
+
     /// Borrow as a [`Decimal`].
     pub fn as_decimal(&self) -> Decimal<'_> {
         Decimal {
@@ -426,16 +458,9 @@ impl DecimalBuf {
 
 impl From<Decimal<'_>> for DecimalBuf {
     fn from(d: Decimal<'_>) -> Self {
-        let mut bytes = [0u8; 32];
-        // `Decimal::parse` guarantees len == decimal_bin_size(p, s) <= 30.
-        let len = d.bytes.len().min(32);
-        bytes[..len].copy_from_slice(&d.bytes[..len]);
-        Self {
-            bytes,
-            len: len as u8,
-            precision: d.precision,
-            scale: d.scale,
-        }
+        let mut b = Self::EMPTY;
+        b.fill(d);
+        b
     }
 }
 
@@ -591,6 +616,19 @@ mod tests {
         }
         let max = 10u64.pow(d as u32);
         (1..=4).find(|&n| max <= 1u64 << (8 * n - 1)).expect("fits")
+    }
+
+    #[test]
+    fn a_refilled_decimal_buf_equals_a_fresh_one() {
+        // A slot reused for a shorter value must not keep the longer one's bytes.
+        let long = enc("-12345678901234567890.123456789", 65, 30).expect("encode");
+        let short = enc("7.5", 4, 1).expect("encode");
+        let (l, _) = Decimal::parse(&long, 65, 30).expect("parse");
+        let (s, _) = Decimal::parse(&short, 4, 1).expect("parse");
+        let mut b = DecimalBuf::from(l);
+        b.fill(s);
+        assert_eq!(b, DecimalBuf::from(s));
+        assert_eq!(b.as_decimal().to_string(), "7.5");
     }
 
     #[test]

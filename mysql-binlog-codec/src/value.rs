@@ -719,9 +719,7 @@ pub(crate) fn value_len(
             // The same check as `decode_value`'s, without the copy into a `DecimalBuf`.
             let precision = (col.meta & 0xff) as u8;
             let scale = (col.meta >> 8) as u8;
-            Decimal::parse(buf, precision, scale)
-                .map(|(_, n)| n)
-                .map_err(|e| bad(index, tc, e.to_string()))
+            Decimal::check(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))
         }
         ColumnType::Tiny | ColumnType::Year => fixed(1),
         ColumnType::Short => fixed(2),
@@ -819,13 +817,18 @@ pub(crate) fn decode_value_into<'a>(
             a.copy_from_slice(b);
             (Value::Double(f64::from_le_bytes(a)), 8)
         }),
-        ColumnType::NewDecimal => out!({
+        ColumnType::NewDecimal => {
             let precision = (col.meta & 0xff) as u8;
             let scale = (col.meta >> 8) as u8;
-            let (d, n) =
-                Decimal::parse(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
-            (Value::Decimal(DecimalBuf::from(d)), n)
-        }),
+            let n =
+                Decimal::check(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
+            // Filled in place: a DecimalBuf built on the stack by a variable-length copy and
+            // then copied into the slot was read back over that copy's narrower stores.
+            if let Value::Decimal(b) = slot.insert(Value::Decimal(DecimalBuf::EMPTY)) {
+                b.fill_from(&buf[..n], precision, scale);
+            }
+            n
+        }
         ColumnType::Year => out!({
             let y = t(1)?[0];
             (Value::Year(if y == 0 { 0 } else { 1900 + u16::from(y) }), 1)
