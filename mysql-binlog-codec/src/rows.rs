@@ -192,6 +192,7 @@ impl<'t> Rows<'t> {
     }
 
     /// Decode the event's before (`after` false) or after image at the cursor.
+    #[inline(always)]
     fn image_of(&mut self, after: bool) -> PResult<Row<'t>> {
         let (present, partial_json) = self.event.layout(after);
         let mut values = Vec::with_capacity(self.event.column_count);
