@@ -586,6 +586,7 @@ pub enum Value<'a> {
 
 impl Value<'_> {
     /// Convert into an owned value (same variant, data copied where it was borrowed).
+    #[inline]
     pub fn into_owned(self) -> Value<'static> {
         fn own(b: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
             Cow::Owned(b.into_owned())
