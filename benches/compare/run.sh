@@ -23,8 +23,9 @@
 #      mes-blocking, its peak RSS against the 64 MiB target: with the libraries' default limits,
 #      and with the reduced limits of the end-to-end tests (16 MiB transaction buffer, 8 MiB
 #      engine queue, 4 MiB driver queue);
-#   5. prints a markdown table (rows/s, MB/s, peak RSS, ratios against the floor and against the
-#      original in the same mode) and writes it to build/bench/compare.md (raw results in
+#   5. prints a markdown table (rows/s, MB/s, peak RSS, CPU seconds of the contender and of the
+#      server during its run, ratios against the floor and against the original in the same
+#      mode, and the least time the live contenders' CPU allows on this machine) and writes it to build/bench/compare.md (raw results in
 #      build/bench/compare-results.jsonl); --update-readme replaces the README's
 #      <!-- compare:begin --> … <!-- compare:end --> section with it.
 #
