@@ -25,8 +25,9 @@
 #      engine queue, 4 MiB driver queue);
 #   5. prints a markdown table (rows/s, MB/s, peak RSS, CPU seconds of the contender and of the
 #      server during its run, ratios against the floor and against the original in the same
-#      mode, and the least time the live contenders' CPU allows on this machine) and writes it to build/bench/compare.md (raw results in
-#      build/bench/compare-results.jsonl); --update-readme replaces the README's
+#      mode, and the least time the live contenders' CPU allows on this machine) and writes
+#      it to build/bench/compare.md (raw results in build/bench/compare-results.jsonl);
+#      --update-readme replaces the README's
 #      <!-- compare:begin --> … <!-- compare:end --> section with it.
 #
 # Usage: bash benches/compare/run.sh [--rows N] [--repeat R] [--big-mib M | --big-gib | --no-big]
