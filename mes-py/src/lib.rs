@@ -3,8 +3,8 @@
 //! contract.
 //!
 //! The Python layer validates arguments and owns the public classes; this module holds the
-//! decoding engine ([`feed::FeedState`], GIL released while decoding) and builds the event
-//! objects ([`convert`]).
+//! decoding engine (`feed::FeedState`, GIL released while decoding) and builds the event
+//! objects (the private module `convert`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard, TryLockError};
