@@ -152,7 +152,7 @@ fn write_text(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineError> {
         ev.position().file,
         ev.position().offset
     );
-    if let Some(g) = &ev.gtid() {
+    if let Some(g) = ev.gtid() {
         let _ = write!(out, " gtid={g}");
     }
     for (label, img) in [(" before=", ev.before()?), (" after=", ev.after()?)] {

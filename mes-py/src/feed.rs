@@ -275,7 +275,9 @@ pub fn render_json(event: &ChangeEvent) -> Result<Vec<String>, FeedError> {
                         CODE_DECODE_ROW,
                         format!(
                             "JSON column {i} of `{}`.`{}` (row event ending at {}): {kind}",
-                            event.table().database, event.table().table, event.position().offset
+                            event.table().database,
+                            event.table().table,
+                            event.position().offset
                         ),
                     )
                 })?;

@@ -422,18 +422,13 @@ pub struct DecimalBuf {
 }
 
 impl DecimalBuf {
-    /// Zero bytes, precision and scale (filled by [`Self::fill`]).
+    /// Zero bytes, precision and scale (filled by [`Self::fill_from`]).
     pub(crate) const EMPTY: Self = Self {
         bytes: [0; 32],
         len: 0,
         precision: 0,
         scale: 0,
     };
-
-    /// Become `d` (what `From` makes, written in place).
-    pub(crate) fn fill(&mut self, d: Decimal<'_>) {
-        self.fill_from(d.bytes, d.precision, d.scale);
-    }
 
     /// Become the DECIMAL(`precision`, `scale`) whose binary form is `bytes`, checked already
     /// ([`Decimal::check`] guarantees len == decimal_bin_size(p, s) <= 30).
@@ -459,7 +454,7 @@ impl DecimalBuf {
 impl From<Decimal<'_>> for DecimalBuf {
     fn from(d: Decimal<'_>) -> Self {
         let mut b = Self::EMPTY;
-        b.fill(d);
+        b.fill_from(d.bytes, d.precision, d.scale);
         b
     }
 }
@@ -626,7 +621,7 @@ mod tests {
         let (l, _) = Decimal::parse(&long, 65, 30).expect("parse");
         let (s, _) = Decimal::parse(&short, 4, 1).expect("parse");
         let mut b = DecimalBuf::from(l);
-        b.fill(s);
+        b.fill_from(s.as_bytes(), 4, 1);
         assert_eq!(b, DecimalBuf::from(s));
         assert_eq!(b.as_decimal().to_string(), "7.5");
     }

@@ -699,9 +699,9 @@ fn fsp_bytes(fsp: u8) -> usize {
 /// [`decode_value`] checks it, without building the value: what a pass that only finds where
 /// row images lie needs. Types whose decoding checks more than lengths and a few header bits
 /// (legacy TIME/DATETIME, ENUM/SET/BIT, MariaDB compressed columns, unsupported types) are
-/// decoded; DECIMAL is checked digit group by digit group as [`Decimal::parse`] checks it,
-/// without being copied into a value. Equal to `decode_value(..).map(|(_, n)| n)`, which a property test
-/// checks.
+/// decoded; DECIMAL gets the digit-group check `decode_value` gives it ([`Decimal::check`]),
+/// without the copy into a value. Equal to `decode_value(..).map(|(_, n)| n)`, which a
+/// property test checks.
 pub(crate) fn value_len(
     col: &ColumnDef<'_>,
     index: usize,

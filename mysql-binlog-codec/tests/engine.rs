@@ -534,6 +534,9 @@ fn change_events_share_their_rows_event_context_and_stay_small() {
             }
             assert_eq!(a.statement(), b.statement());
         }
-        assert!(same_event_pairs > 0, "no rows event with two rows in the fixture");
+        assert!(
+            same_event_pairs > 0,
+            "no rows event with two rows in the fixture"
+        );
     }
 }

@@ -238,7 +238,7 @@ fn write_gtid(out: &mut String, gtid: Option<&str>) {
 /// holds a partial line.
 pub fn write_change(out: &mut String, ev: &ChangeEvent) -> Result<(), EngineError> {
     out.push_str("{\"type\":\"");
-    out.push_str(ev.kind.as_str());
+    out.push_str(ev.kind().as_str());
     out.push_str("\",\"database\":");
     write_json_string(out, &ev.table().database);
     out.push_str(",\"table\":");

@@ -35,7 +35,8 @@
 //!     input = &input[used..];
 //!     while let Some(ev) = engine.poll_event() {
 //!         if let EngineEvent::Change(change) = ev {
-//!             println!("{} {}.{}", change.kind().as_str(), change.table().database, change.table().table);
+//!             let table = change.table();
+//!             println!("{} {}.{}", change.kind().as_str(), table.database, table.table);
 //!             // Decoded here, borrowing from the event.
 //!             if let Some(row) = change.after().expect("row image") {
 //!                 println!("  {} columns", row.values.len());
