@@ -3,7 +3,8 @@
 #   1. starts the private MariaDB test server (scripts/mariadb-test-server.sh), stopped again on exit;
 #   2. cargo test --workspace --all-targets with MES_REQUIRE_SERVER=1 and the MES_TEST_* environment;
 #   3. the Python package (mes-py): venv in build/venv, maturin develop, pytest mes-py/tests;
-#   4. short cargo-fuzz runs of every fuzz target (MES_FUZZ_SECONDS each, default 10).
+#   4. short cargo-fuzz runs of every fuzz target (MES_FUZZ_SECONDS each, default 10);
+#   and, first of all, `cargo fmt --check` on the workspace.
 # Every section runs; the script exits non-zero if any of them failed.
 #
 # Environment: MES_BUILD_DIR (default <repo>/build), MES_TEST_PORT (default 33061),
@@ -32,6 +33,16 @@ run_section() {
         FAILED+=("$name (exit $rc)")
     fi
 }
+
+# ---------------------------------------------------------------------------------------------------
+# Formatting first: seconds, and a failure names the files (`cargo fmt` fixes them).
+fmt_check() {
+    if ! cargo fmt --version >/dev/null 2>&1; then
+        rustup component add rustfmt
+    fi
+    cargo fmt --all -- --check
+}
+run_section "Style: cargo fmt --check" fmt_check
 
 # ---------------------------------------------------------------------------------------------------
 section "MariaDB test server"
