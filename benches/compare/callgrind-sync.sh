@@ -53,7 +53,7 @@ done
 
 # Instructions executed by one `compare.py sync` run (which also checks every row change).
 count() {
-    local py="$1" n="$2" file="${3:-/dev/null}" out
+    local py="$1" n="$2" file="$3" out
     # valgrind exits with the program's status: a run that missed a row change fails here.
     if ! out="$(PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$file" \
         "$py" "$HERE/compare.py" sync --binlog "$(binlog "$n")" --expect "$n:$n:$n" \
@@ -68,18 +68,17 @@ count() {
 EVENTS=$((3 * (LARGE - SMALL)))
 TOP="${MES_CALLGRIND_TOP:-0}"
 [[ "$TOP" =~ ^[0-9]+$ ]] || { echo "MES_CALLGRIND_TOP must be a number" >&2; exit 2; }
+# Where a run's callgrind file goes: kept for ours' breakdown, else nowhere.
+kept() {
+    if [ "$1" = ours ] && [ "$TOP" -gt 0 ]; then echo "$DIR/ours-$2.callgrind"; else echo /dev/null; fi
+}
 declare -A PER
 for who in ours orig; do
     py="$PY_OURS"
     [ "$who" = orig ] && py="$PY_ORIG"
     printf '[callgrind] %s: %s and %s rows per phase\n' "$who" "$SMALL" "$LARGE" >&2
-    if [ "$who" = ours ] && [ "$TOP" -gt 0 ]; then
-        small="$(count "$py" "$SMALL" "$DIR/ours-$SMALL.callgrind")"
-        large="$(count "$py" "$LARGE" "$DIR/ours-$LARGE.callgrind")"
-    else
-        small="$(count "$py" "$SMALL")"
-        large="$(count "$py" "$LARGE")"
-    fi
+    small="$(count "$py" "$SMALL" "$(kept "$who" "$SMALL")")"
+    large="$(count "$py" "$LARGE" "$(kept "$who" "$LARGE")")"
     PER[$who]=$(( (large - small) / EVENTS ))
 done
 printf '| contender | instructions per row event |\n|---|---:|\n'
@@ -107,7 +106,10 @@ def short(name):
 
 def own_counts(path):
     text = subprocess.run(
-        ["callgrind_annotate", "--auto=no", "--threshold=100", path], capture_output=True, text=True, check=True
+        ["callgrind_annotate", "--auto=no", "--threshold=100", path],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     counts = {}
     for line in text.splitlines():

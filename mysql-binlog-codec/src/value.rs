@@ -716,12 +716,8 @@ pub(crate) fn value_len(
         Ok(len_bytes + len)
     };
     match col.column_type {
-        ColumnType::NewDecimal => {
-            // The same check as `decode_value`'s, without the copy into a `DecimalBuf`.
-            let precision = (col.meta & 0xff) as u8;
-            let scale = (col.meta >> 8) as u8;
-            Decimal::check(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))
-        }
+        // The same check as `decode_value`'s, without the copy into a `DecimalBuf`.
+        ColumnType::NewDecimal => check_decimal(col, index, buf).map(|(n, _, _)| n),
         ColumnType::Tiny | ColumnType::Year => fixed(1),
         ColumnType::Short => fixed(2),
         ColumnType::Int24 | ColumnType::Date | ColumnType::NewDate => fixed(3),
@@ -752,6 +748,17 @@ pub(crate) fn value_len(
         }
         _ => decode_value(col, index, buf, max_alloc).map(|(_, n)| n),
     }
+}
+
+/// The DECIMAL column value at the start of `buf` checked ([`Decimal::check`]): its length,
+/// precision and scale. Shared by [`value_len`] and [`decode_value_into`].
+#[inline(always)]
+fn check_decimal(col: &ColumnDef<'_>, index: usize, buf: &[u8]) -> PResult<(usize, u8, u8)> {
+    let precision = (col.meta & 0xff) as u8;
+    let scale = (col.meta >> 8) as u8;
+    let n = Decimal::check(buf, precision, scale)
+        .map_err(|e| bad(index, col.type_code, e.to_string()))?;
+    Ok((n, precision, scale))
 }
 
 /// Decode one non-NULL column value from the start of `buf`; returns the value and its length.
@@ -819,10 +826,7 @@ pub(crate) fn decode_value_into<'a>(
             (Value::Double(f64::from_le_bytes(a)), 8)
         }),
         ColumnType::NewDecimal => {
-            let precision = (col.meta & 0xff) as u8;
-            let scale = (col.meta >> 8) as u8;
-            let n =
-                Decimal::check(buf, precision, scale).map_err(|e| bad(index, tc, e.to_string()))?;
+            let (n, precision, scale) = check_decimal(col, index, buf)?;
             // Filled in place: a DecimalBuf built on the stack by a variable-length copy and
             // then copied into the slot was read back over that copy's narrower stores.
             if let Value::Decimal(b) = slot.insert(Value::Decimal(DecimalBuf::EMPTY)) {
