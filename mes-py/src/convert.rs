@@ -571,7 +571,7 @@ pub fn event<'py>(
     refs: &Refs,
     cache: &mut PyCache,
     native: bool,
-    ready: Ready,
+    ready: &mut Ready,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ev = &ready.event;
     let position = match &cache.position {
@@ -635,7 +635,7 @@ pub fn event<'py>(
             p
         }
     };
-    let mut json = ready.json.into_iter();
+    let mut json = std::mem::take(&mut ready.json).into_iter();
     let t = cache.table(py, ev.table());
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);

@@ -13,6 +13,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc;
 
 use mysql_binlog_codec::engine::{
     ChangeEvent, Engine, EngineConfig, EngineError, EngineEvent, TableFilter, TableInfo, json_lines,
@@ -159,6 +160,73 @@ pub struct Ready {
     bytes: usize,
 }
 
+/// Events a `feed` call decodes itself (when nothing is at the helper) before it hands the
+/// rest of its events to the decode-ahead helper: a feed of a few events never waits for a
+/// thread, and the helper only starts for streams that keep it busy.
+const INLINE_EVENTS: usize = 64;
+/// Events per batch sent to the helper (the first batch is sent before `feed` has checked all
+/// of its bytes, so the helper starts early; `next_event` takes back whole batches).
+const AHEAD_BATCH: usize = 128;
+
+/// The decode-ahead helper: a thread that decodes the row images of events `feed` has checked
+/// (lazy images, see [`ChangeEvent::decode_images`]) while the caller converts earlier events
+/// into Python objects. It only decodes: checking (and so every error `feed` raises) stays in
+/// `feed`, Python objects are only built by `next_event`, and batches come back in the order
+/// they were sent (one thread, two FIFO channels). It stops when the engine is dropped (its
+/// channel closes).
+///
+/// Why a thread: the sync benchmark's caller spends ~3 k instructions per row change on
+/// decoding and copying the values into owned rows, a quarter of its work; overlapped with the
+/// conversion of the previous events, that time leaves the caller's path. Python objects are not
+/// built ahead (measured slower: cold objects and GC passes over the pending ones).
+struct Ahead {
+    to: mpsc::Sender<Job>,
+    from: mpsc::Receiver<Vec<Ready>>,
+}
+
+/// Work for the decode-ahead helper.
+enum Job {
+    /// Decode these events' images and send them back.
+    Decode(Vec<Ready>),
+    /// Drop these converted events: their values were allocated by the helper, and freeing
+    /// memory on the thread that allocated it is the allocator's fast path (freeing it on the
+    /// caller's thread cost the caller ~400 instructions per row change, callgrind).
+    Drop(Vec<Ready>),
+}
+
+impl Ahead {
+    /// Start the helper; `None` when the thread cannot be started.
+    fn start() -> Option<Self> {
+        let (to, jobs) = mpsc::channel::<Job>();
+        let (done, from) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("mes-decode-ahead".into())
+            .spawn(move || {
+                while let Ok(job) = jobs.recv() {
+                    let mut batch = match job {
+                        Job::Decode(batch) => batch,
+                        Job::Drop(done) => {
+                            drop(done);
+                            continue;
+                        }
+                    };
+                    for r in &mut batch {
+                        // Checked by `feed`, so this succeeds; should it fail (or panic), the
+                        // event stays lazy and `next_event` decodes it again and raises.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            r.event.decode_images()
+                        }));
+                    }
+                    if done.send(batch).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self { to, from })
+    }
+}
+
 /// Where an unfinished event is being assembled.
 #[derive(Debug, Default)]
 struct Partial {
@@ -176,8 +244,23 @@ pub struct FeedState {
     at_start: bool,
     /// An event went into `engine` since it was built (decoder settings are then fixed).
     fed_any: bool,
+    /// Events ready for `pop`, in stream order; all of them come before every event at the
+    /// decode-ahead helper, which come before every event in `outgoing`.
     queue: VecDeque<Ready>,
+    /// Bytes of every queued event (in `queue`, at the helper and in `outgoing`).
     queue_bytes: usize,
+    /// The decode-ahead helper, started on first need; `None` also when it could not start.
+    ahead: Option<Ahead>,
+    /// The helper could not be started: every image is decoded in `feed`.
+    ahead_unavailable: bool,
+    /// Events sent to the helper and not received back yet.
+    in_flight: usize,
+    /// Events checked by this `feed` call, waiting to be sent to the helper as one batch.
+    outgoing: Vec<Ready>,
+    /// Events queued by the current `feed` call.
+    produced: usize,
+    /// Converted events to be dropped by the helper (see [`Job::Drop`]).
+    trash: Vec<Ready>,
     file: Arc<str>,
     offset: u64,
     /// File offset of the next event (the contract feeds files without their 4-byte magic,
@@ -225,10 +308,11 @@ fn build_engine(s: &Settings) -> (Engine, BinlogDecoder) {
         // Rows are handed out as soon as their rows event is decoded, like the original
         // (which has no transaction buffering).
         .with_max_buffered_transaction_bytes(0)
-        // Decoded in `feed`, in the same pass that checks each row (no separate check and later
-        // decode): 2.4% fewer instructions per event of the sync benchmark than lazy images
-        // (callgrind), and the conversion in `next_event` only borrows them.
-        .with_decoded_images(true);
+        // `feed` only checks each row (every value measured and checked exactly as decoding
+        // would check it, so every decode error still raises from `feed`); the images are
+        // decoded afterwards, by `feed` itself for a few events or by the decode-ahead helper
+        // (see `Ahead`), and `next_event` converts them.
+        .with_decoded_images(false);
     let meta = BinlogDecoder::new(decoder_config(s).with_verify_checksum(false));
     let mut engine = Engine::new(config);
     if let Some((host, port, cc)) = &s.schema {
@@ -321,6 +405,12 @@ impl FeedState {
             fed_any: false,
             queue: VecDeque::new(),
             queue_bytes: 0,
+            ahead: None,
+            ahead_unavailable: false,
+            in_flight: 0,
+            outgoing: Vec::new(),
+            produced: 0,
+            trash: Vec::new(),
             file: Arc::from(""),
             offset: 0,
             stream_offset: 4,
@@ -456,16 +546,138 @@ impl FeedState {
             && s.filter.allows(db, table)
     }
 
-    /// Whether a change event is queued.
+    /// Whether a change event is queued (ready, or at the decode-ahead helper).
     pub fn has_events(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || self.in_flight > 0 || !self.outgoing.is_empty()
     }
 
-    /// Pop the next queued change event.
+    /// Pop the next queued change event when it is ready. `None` either when nothing is queued
+    /// or when the next one is still at the decode-ahead helper: call [`Self::must_wait`] first
+    /// and, when it says so, [`Self::wait_ahead`] (with the GIL released).
     pub fn pop(&mut self) -> Option<Ready> {
+        if self.queue.is_empty() {
+            self.collect_ahead();
+        }
         let r = self.queue.pop_front()?;
         self.queue_bytes -= r.bytes;
         Some(r)
+    }
+
+    /// Whether the next event is still being decoded by the helper (so `pop` would return
+    /// `None` although events are queued). Takes whatever the helper has finished first.
+    pub fn must_wait(&mut self) -> bool {
+        if self.queue.is_empty() {
+            self.collect_ahead();
+        }
+        self.queue.is_empty() && self.in_flight > 0
+    }
+
+    /// Block until the helper hands back its next batch (call without the GIL).
+    pub fn wait_ahead(&mut self) {
+        if self.in_flight == 0 {
+            return;
+        }
+        let Some(ahead) = &self.ahead else { return };
+        match ahead.from.recv() {
+            Ok(batch) => self.accept_ahead(batch),
+            // The helper ends only when its job channel closes, which `self` holds open; were
+            // it gone anyway, nothing more can come back.
+            Err(mpsc::RecvError) => self.lose_ahead(),
+        }
+    }
+
+    /// Done with a popped event: dropped by the helper when there is one (in batches).
+    pub fn recycle(&mut self, ready: Ready) {
+        let Some(ahead) = &self.ahead else { return };
+        self.trash.push(ready);
+        if self.trash.len() >= AHEAD_BATCH {
+            // A helper that has ended hands the batch back inside the error: dropped here.
+            let _ = ahead.to.send(Job::Drop(std::mem::take(&mut self.trash)));
+        }
+    }
+
+    /// Take every batch the helper has finished, without blocking.
+    fn collect_ahead(&mut self) {
+        while self.in_flight > 0 {
+            let Some(ahead) = &self.ahead else { return };
+            match ahead.from.try_recv() {
+                Ok(batch) => self.accept_ahead(batch),
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => return self.lose_ahead(),
+            }
+        }
+    }
+
+    fn accept_ahead(&mut self, batch: Vec<Ready>) {
+        self.in_flight -= batch.len();
+        self.queue.extend(batch);
+    }
+
+    /// The helper vanished with events (cannot happen: it catches panics and ends only when
+    /// its channel closes). Said loudly rather than waited on forever.
+    fn lose_ahead(&mut self) {
+        let lost = self.in_flight;
+        self.in_flight = 0;
+        self.ahead = None;
+        self.ahead_unavailable = true;
+        self.log(LOG_ERROR, || {
+            format!("event=decode_ahead_lost events={lost} message=\"the decode thread ended\"")
+        });
+    }
+
+    /// Queue a checked event: decoded here while the helper holds nothing and this `feed` call
+    /// has queued few events, else batched for the helper (order kept: see `queue`).
+    fn enqueue(&mut self, mut ready: Ready) {
+        self.queue_bytes += ready.bytes;
+        self.produced += 1;
+        if self.in_flight == 0
+            && self.outgoing.is_empty()
+            && (self.produced <= INLINE_EVENTS || self.ahead_unavailable)
+        {
+            // Checked by `feed`, so this succeeds; should it not, `next_event` decodes the
+            // still lazy event again and raises the error.
+            let _ = ready.event.decode_images();
+            self.queue.push_back(ready);
+            return;
+        }
+        self.outgoing.push(ready);
+        if self.outgoing.len() >= AHEAD_BATCH {
+            self.send_ahead();
+        }
+    }
+
+    /// Hand `outgoing` to the helper (started on first use), or decode it here when there is
+    /// no helper.
+    fn send_ahead(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        if self.ahead.is_none() && !self.ahead_unavailable {
+            self.ahead = Ahead::start();
+            self.ahead_unavailable = self.ahead.is_none();
+        }
+        let batch = std::mem::take(&mut self.outgoing);
+        let n = batch.len();
+        let unsent = match &self.ahead {
+            Some(ahead) => match ahead.to.send(Job::Decode(batch)) {
+                Ok(()) => {
+                    self.in_flight += n;
+                    return;
+                }
+                Err(mpsc::SendError(Job::Decode(batch) | Job::Drop(batch))) => batch,
+            },
+            None => batch,
+        };
+        // No helper (any more): take back what it finished, then decode here, in order.
+        while self.in_flight > 0 && self.ahead.is_some() {
+            self.wait_ahead();
+        }
+        self.ahead = None;
+        self.ahead_unavailable = true;
+        for mut r in unsent {
+            let _ = r.event.decode_images();
+            self.queue.push_back(r);
+        }
     }
 
     /// The resume position: file of the last ROTATE, offset after the last event.
@@ -474,7 +686,7 @@ impl FeedState {
     }
 
     fn queue_full(&self) -> bool {
-        self.queue.len() >= self.settings.max_queue_size
+        self.queue.len() + self.in_flight + self.outgoing.len() >= self.settings.max_queue_size
             || self.queue_bytes >= self.settings.max_queue_bytes
     }
 
@@ -487,7 +699,11 @@ impl FeedState {
                 message: format!("{} [the engine failed earlier; call reset()]", e.message),
             });
         }
-        match self.feed_inner(data) {
+        self.produced = 0;
+        let r = self.feed_inner(data);
+        // Events queued before an error stay deliverable, as without the helper.
+        self.send_ahead();
+        match r {
             Ok(n) => Ok(n),
             Err(e) => {
                 let (code, message) = (e.code, e.message.clone());
@@ -661,8 +877,7 @@ impl FeedState {
             self.check_signedness(event.table());
             let json = render_json(&event)?;
             let bytes = event_bytes(&event, &json);
-            self.queue_bytes += bytes;
-            self.queue.push_back(Ready {
+            self.enqueue(Ready {
                 event,
                 json,
                 annotate: self.mariadb,
@@ -781,6 +996,116 @@ mod tests {
         assert_eq!(s.max_event_size(), MIN_EVENT_SIZE);
         s.set_max_event_size(0);
         assert_eq!(s.max_event_size(), MAX_EVENT_SIZE_CAP);
+    }
+
+    /// A CRC32-checked stream: FDE (MySQL 9.6.0 post-header lengths), a TABLE_MAP of
+    /// `db`.`t` (one INT column) and `events` WRITE_ROWS events of `rows` rows each, ids
+    /// counting up from 0. With `bad_at`, the rows event of that index names an unknown table.
+    fn int_stream(events: usize, rows: usize, bad_at: Option<usize>) -> Vec<u8> {
+        const POST_HEADERS: [u8; 42] = [
+            0, 13, 0, 8, 0, 0, 0, 0, 4, 0, 4, 0, 0, 0, 99, 0, 4, 26, 8, 0, 0, 0, 0, 0, 0, 2, 0, 0,
+            0, 10, 10, 10, 42, 42, 0, 18, 52, 0, 10, 40, 0, 0,
+        ];
+        fn crc(type_code: u8, body: &[u8]) -> Vec<u8> {
+            let mut e = event(type_code, 0, body);
+            let size = (e.len() + 4) as u32;
+            e[9..13].copy_from_slice(&size.to_le_bytes());
+            let c = crc32fast::hash(&e);
+            e.extend_from_slice(&c.to_le_bytes());
+            e
+        }
+        let mut fde = vec![4, 0];
+        let mut version = [0u8; 50];
+        version[..5].copy_from_slice(b"9.6.0");
+        fde.extend_from_slice(&version);
+        fde.extend_from_slice(&0u32.to_le_bytes());
+        fde.push(19);
+        fde.extend_from_slice(&POST_HEADERS);
+        fde.push(1);
+        let mut out = crc(15, &fde);
+        let mut tm = vec![7, 0, 0, 0, 0, 0, 0, 0, 2];
+        tm.extend_from_slice(b"db\0");
+        tm.push(1);
+        tm.extend_from_slice(b"t\0");
+        tm.extend_from_slice(&[1, 3, 0, 0]); // 1 column, LONG, no metadata, NOT NULL
+        out.extend(crc(19, &tm));
+        let mut id = 0i32;
+        for e in 0..events {
+            let table_id = if bad_at == Some(e) { 8 } else { 7 };
+            let mut body = vec![table_id, 0, 0, 0, 0, 0, 1, 0, 2, 0, 1, 1];
+            for _ in 0..rows {
+                body.push(0);
+                body.extend_from_slice(&id.to_le_bytes());
+                id += 1;
+            }
+            out.extend(crc(30, &body));
+        }
+        out
+    }
+
+    /// Pop every ready event (waiting for the helper as `next_event` does): the INT of each
+    /// after image, and whether every popped event was decoded already.
+    fn drain_ids(s: &mut FeedState) -> (Vec<i64>, bool) {
+        let (mut ids, mut decoded) = (Vec::new(), true);
+        loop {
+            if s.must_wait() {
+                s.wait_ahead();
+            }
+            let Some(r) = s.pop() else { break };
+            decoded &= r.event.decoded_images().is_some();
+            let after = r.event.after().expect("decode").expect("after image");
+            match after.values.first() {
+                Some(Some(Value::Int(i))) => ids.push(*i),
+                other => panic!("unexpected value {other:?}"),
+            }
+            s.recycle(r);
+        }
+        (ids, decoded)
+    }
+
+    #[test]
+    fn decode_ahead_keeps_order_and_count() {
+        let data = int_stream(300, 7, None);
+        let expected: Vec<i64> = (0..2100).collect();
+        // Whole stream at once: 64 events decoded in `feed`, the rest by the helper.
+        let mut s = FeedState::new();
+        assert_eq!(s.feed(&data).expect("feed"), data.len());
+        assert!(s.has_events());
+        let (ids, decoded) = drain_ids(&mut s);
+        assert_eq!(ids, expected);
+        assert!(decoded, "the helper hands back decoded images");
+        assert!(s.ahead.is_some() && s.in_flight == 0 && !s.has_events());
+        // Small pieces: no feed call queues more than a rows event, nothing goes to a thread.
+        let mut s = FeedState::new();
+        let mut ids = Vec::new();
+        for piece in data.chunks(13) {
+            assert_eq!(s.feed(piece).expect("feed"), piece.len());
+            ids.extend(drain_ids(&mut s).0);
+        }
+        assert_eq!(ids, expected);
+        assert!(s.ahead.is_none());
+        // Queue limit: events at the helper count; feeding resumes where it stopped.
+        let mut s = FeedState::new();
+        s.set_max_queue_size(500);
+        let (mut ids, mut at) = (Vec::new(), 0);
+        while at < data.len() {
+            at += s.feed(&data[at..]).expect("feed");
+            assert!(s.queue.len() + s.in_flight <= 500 + 7);
+            ids.extend(drain_ids(&mut s).0);
+        }
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn decode_ahead_keeps_events_before_an_error() {
+        let data = int_stream(300, 3, Some(250));
+        let mut s = FeedState::new();
+        let e = s.feed(&data).expect_err("unknown table");
+        assert_eq!(e.code, CODE_DECODE_ROW);
+        // The 250 rows events before the bad one are all delivered, in order.
+        let (ids, _) = drain_ids(&mut s);
+        assert_eq!(ids, (0..750).collect::<Vec<i64>>());
+        assert!(!s.has_events());
     }
 
     #[test]

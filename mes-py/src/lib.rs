@@ -246,9 +246,19 @@ impl NativeEngine {
     fn next_event(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let refs = refs(py)?;
         let native = self.native_types;
-        self.with_open(py, |feed, cache| match feed.pop() {
-            Some(ready) => Ok(convert::event(py, refs, cache, native, ready)?.unbind()),
-            None => Ok(py.None()),
+        self.with_open(py, |feed, cache| {
+            if feed.must_wait() {
+                // The next event is still at the decode-ahead helper (microseconds).
+                py.detach(|| feed.wait_ahead());
+            }
+            match feed.pop() {
+                Some(mut ready) => {
+                    let r = convert::event(py, refs, cache, native, &mut ready);
+                    feed.recycle(ready);
+                    Ok(r?.unbind())
+                }
+                None => Ok(py.None()),
+            }
         })
     }
 

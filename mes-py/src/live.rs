@@ -527,8 +527,9 @@ impl NativeStream {
             };
             let cp = cp.or_else(|| pending.take());
             let mariadb = c.gtid().map(|g| &**g).is_some_and(|g| !g.contains(':'));
-            let ready = ready_from_change(c, mariadb).map_err(|e| live_error(e.code, e.message))?;
-            let obj = convert::event(py, refs, &mut cache, self.native_types, ready)?;
+            let mut ready =
+                ready_from_change(c, mariadb).map_err(|e| live_error(e.code, e.message))?;
+            let obj = convert::event(py, refs, &mut cache, self.native_types, &mut ready)?;
             if let Some(cp) = cp {
                 marks.append((list.len(), cp))?;
             }

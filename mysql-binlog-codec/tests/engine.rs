@@ -459,6 +459,13 @@ fn decoded_images_equal_lazy_images_on_every_file() {
                 assert_eq!(c.has_after(), c.after().unwrap().is_some(), "{name}");
                 let (b, a) = c.to_owned_images().unwrap();
                 assert_eq!((b, a), (c.before().unwrap(), c.after().unwrap()), "{name}");
+                // Decoded in place: the same event, now with decoded images.
+                let mut d = c.clone();
+                d.decode_images().unwrap();
+                let (db, da) = d.decoded_images().expect("decoded in place");
+                assert_eq!(db.cloned(), c.before().unwrap(), "{name}");
+                assert_eq!(da.cloned(), c.after().unwrap(), "{name}");
+                assert_eq!(&EngineEvent::Change(d), e, "{name}");
             }
             if let EngineEvent::Change(c) = e {
                 let (b, a) = c.decoded_images().expect("decoded images");

@@ -318,6 +318,19 @@ impl ChangeEvent {
         }
     }
 
+    /// Decode images that are still bytes and keep them decoded, so that
+    /// [`Self::decoded_images`] returns them without work afterwards (a no-op when they are
+    /// decoded already). Call it where decoding is cheapest for you, e.g. on a helper thread
+    /// before the event reaches its consumer. On error the event is left as it was.
+    /// [`Self::approx_size`] then counts the decoded values instead of the byte ranges.
+    pub fn decode_images(&mut self) -> Result<(), EngineError> {
+        if let Images::Lazy { .. } = self.images {
+            let (before, after) = self.to_owned_images()?;
+            self.images = Images::owned(before, after);
+        }
+        Ok(())
+    }
+
     /// Both images, decoded and owned (copies every borrowed value).
     pub fn to_owned_images(
         &self,
