@@ -15,7 +15,32 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString};
 
 use crate::Refs;
-use crate::feed::{FeedError, Ready};
+use crate::feed::{FeedError, Ready, has_text};
+
+/// The texts a helper rendered ahead ([`Ready::texts`]), taken in order, one per value that
+/// has one ([`crate::feed::text_of`]); when there are none, each text is rendered here.
+struct Texts<'a>(Option<std::slice::Iter<'a, AsciiText>>);
+
+impl Texts<'_> {
+    /// The value's text as `str`: the next one rendered ahead, else `render()`'s.
+    fn str<'py>(
+        &mut self,
+        py: Python<'py>,
+        render: impl FnOnce() -> AsciiText,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.0.as_mut().and_then(Iterator::next) {
+            Some(t) => ascii_str(py, t),
+            None => ascii_str(py, &render()),
+        }
+    }
+
+    /// Pass over the text of a value whose object is not built (reused from the before image).
+    fn skip(&mut self, v: &Value<'_>, native: bool) {
+        if let Some(it) = self.0.as_mut().filter(|_| has_text(v, native)) {
+            it.next();
+        }
+    }
+}
 
 /// Python objects reused across events of one table.
 pub struct TableCache {
@@ -197,6 +222,7 @@ fn value<'py>(
     v: &Value<'_>,
     col: Option<&ColumnDef<'_>>,
     json: &mut std::vec::IntoIter<String>,
+    texts: &mut Texts<'_>,
 ) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
@@ -211,7 +237,7 @@ fn value<'py>(
         Value::Float(f) => f64::from(*f).into_pyobject(py)?.into_any(),
         Value::Double(d) => d.into_pyobject(py)?.into_any(),
         Value::Decimal(d) => {
-            let s = ascii_str(py, &d.as_decimal().to_text())?;
+            let s = texts.str(py, || d.as_decimal().to_text())?;
             if native {
                 refs.decimal.bind(py).call1((s,))?
             } else {
@@ -223,21 +249,21 @@ fn value<'py>(
             if native {
                 date_native(py, refs, d)?
             } else {
-                ascii_str(py, &d.to_text())?
+                texts.str(py, || d.to_text())?
             }
         }
         Value::Time(t) => {
             if native {
                 time_native(py, refs, t)?
             } else {
-                ascii_str(py, &t.to_text())?
+                texts.str(py, || t.to_text())?
             }
         }
         Value::DateTime(dt) => {
             if native {
                 datetime_native(py, refs, dt, None, || dt.to_string())?
             } else {
-                ascii_str(py, &dt.to_text())?
+                texts.str(py, || dt.to_text())?
             }
         }
         Value::Timestamp(t) => {
@@ -248,7 +274,7 @@ fn value<'py>(
                     datetime_native(py, refs, &t.to_utc(), Some(&refs.utc), || t.to_string())?
                 }
             } else {
-                ascii_str(py, &t.to_epoch_text())?
+                texts.str(py, || t.to_epoch_text())?
             }
         }
         Value::String { bytes, collation } => match collation {
@@ -352,6 +378,7 @@ fn row<'py>(
     info: &TableInfo,
     t: &TableCache,
     json: &mut std::vec::IntoIter<String>,
+    texts: &mut Texts<'_>,
     mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
     shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -376,8 +403,11 @@ fn row<'py>(
             _ => None,
         });
         let val = match reuse {
-            Some(obj) => obj,
-            None => value(py, refs, native, v, info.map.columns.get(i), json)?,
+            Some(obj) => {
+                texts.skip(v, native);
+                obj
+            }
+            None => value(py, refs, native, v, info.map.columns.get(i), json, texts)?,
         };
         if let Some(rec) = record.as_deref_mut() {
             rec.push(Some(val.clone()));
@@ -636,6 +666,13 @@ pub fn event<'py>(
         }
     };
     let mut json = std::mem::take(&mut ready.json).into_iter();
+    // Texts rendered ahead belong to the images decoded ahead; images decoded here (an event
+    // still lazy) are rendered here.
+    let ahead = ready
+        .texts
+        .as_ref()
+        .filter(|_| ev.decoded_images().is_some());
+    let mut texts = Texts(ahead.map(|t| t.iter()));
     let t = cache.table(py, ev.table());
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);
@@ -652,16 +689,40 @@ pub fn event<'py>(
             (decoded.0.as_ref(), decoded.1.as_ref())
         }
     };
-    let mut before_objs = Vec::new();
+    let mut before_objs = Vec::with_capacity(before_row.map_or(0, |r| r.values.len()));
     let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
     let before = match before_row {
-        Some(r) => row(py, refs, native, r, ev.table(), t, &mut json, record, None)?.into_any(),
+        Some(r) => row(
+            py,
+            refs,
+            native,
+            r,
+            ev.table(),
+            t,
+            &mut json,
+            &mut texts,
+            record,
+            None,
+        )?
+        .into_any(),
         None => py.None().into_bound(py),
     };
     let after = match after_row {
         Some(r) => {
             let shared = before_row.map(|b| (b, before_objs.as_slice()));
-            row(py, refs, native, r, ev.table(), t, &mut json, None, shared)?.into_any()
+            row(
+                py,
+                refs,
+                native,
+                r,
+                ev.table(),
+                t,
+                &mut json,
+                &mut texts,
+                None,
+                shared,
+            )?
+            .into_any()
         }
         None => py.None().into_bound(py),
     };

@@ -20,8 +20,8 @@ use mysql_binlog_codec::engine::{
 };
 use mysql_binlog_codec::value::JsonValue;
 use mysql_binlog_codec::{
-    BINLOG_MAGIC, BinlogDecoder, ChecksumAlg, ColumnType, DecodeErrorKind, DecoderConfig,
-    EventData, HEADER_LEN, MagicMode, Value,
+    AsciiText, BINLOG_MAGIC, BinlogDecoder, ChecksumAlg, ColumnType, DecodeErrorKind,
+    DecoderConfig, EventData, HEADER_LEN, MagicMode, Value,
 };
 
 /// `MesErrorCode.PARSE`.
@@ -117,6 +117,8 @@ pub struct Settings {
     filter: TableFilter,
     /// `enable_metadata`: where to look column names up.
     schema: Option<(String, u16, mysql_repl_proto::ConnectConfig)>,
+    /// `native_types`: which values the decode-ahead helper renders as text ([`text_of`]).
+    native: bool,
 }
 
 impl Default for Settings {
@@ -132,6 +134,7 @@ impl Default for Settings {
             exclude_tables: Vec::new(),
             filter: TableFilter::default(),
             schema: None,
+            native: false,
         }
     }
 }
@@ -157,7 +160,53 @@ pub struct Ready {
     /// Whether `event.statement` came from a MariaDB ANNOTATE_ROWS event (the original's
     /// `source_sql` carries only those).
     pub annotate: bool,
+    /// The texts of the values whose Python object is made from a text ([`text_of`]), rendered
+    /// ahead by the decode-ahead helper, in image order (before image first); `None` when
+    /// they are rendered during conversion.
+    pub texts: Option<Vec<AsciiText>>,
     bytes: usize,
+}
+
+/// The text a value's Python object is made from, for the values whose text is rendered by us
+/// (DECIMAL always — `str` or `Decimal(str)`; temporal values when not `native`); `None` for
+/// every other value. The decode-ahead helper renders these ahead ([`Ready::texts`]) and the
+/// conversion takes one text per such value, so both sides decide with this function.
+pub fn text_of(v: &Value<'_>, native: bool) -> Option<AsciiText> {
+    if !has_text(v, native) {
+        return None;
+    }
+    match v {
+        Value::Decimal(d) => Some(d.as_decimal().to_text()),
+        Value::Date(d) if !native => Some(d.to_text()),
+        Value::Time(t) if !native => Some(t.to_text()),
+        Value::DateTime(dt) if !native => Some(dt.to_text()),
+        Value::Timestamp(t) if !native => Some(t.to_epoch_text()),
+        _ => None,
+    }
+}
+
+/// Whether [`text_of`] gives `v` a text (without rendering it).
+pub fn has_text(v: &Value<'_>, native: bool) -> bool {
+    matches!(v, Value::Decimal(_))
+        || (!native
+            && matches!(
+                v,
+                Value::Date(_) | Value::Time(_) | Value::DateTime(_) | Value::Timestamp(_)
+            ))
+}
+
+/// Render the texts of a decoded event ([`Ready::texts`]); nothing for an event still lazy.
+fn render_texts(ready: &mut Ready, native: bool) {
+    let Some((before, after)) = ready.event.decoded_images() else {
+        return;
+    };
+    let texts = [before, after]
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.values.iter().flatten())
+        .filter_map(|v| text_of(v, native))
+        .collect();
+    ready.texts = Some(texts);
 }
 
 /// Events a `feed` call decodes itself (when nothing is at the helper) before it hands the
@@ -196,7 +245,7 @@ enum Job {
 
 impl Ahead {
     /// Start the helper; `None` when the thread cannot be started.
-    fn start() -> Option<Self> {
+    fn start(native: bool) -> Option<Self> {
         let (to, jobs) = mpsc::channel::<Job>();
         let (done, from) = mpsc::channel();
         std::thread::Builder::new()
@@ -214,7 +263,9 @@ impl Ahead {
                         // Checked by `feed`, so this succeeds; should it fail (or panic), the
                         // event stays lazy and `next_event` decodes it again and raises.
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            r.event.decode_images()
+                            if r.event.decode_images().is_ok() {
+                                render_texts(r, native);
+                            }
                         }));
                     }
                     if done.send(batch).is_err() {
@@ -244,8 +295,10 @@ pub struct FeedState {
     at_start: bool,
     /// An event went into `engine` since it was built (decoder settings are then fixed).
     fed_any: bool,
-    /// Events ready for `pop`, in stream order; all of them come before every event at the
-    /// decode-ahead helper, which come before every event in `outgoing`.
+    /// The batch the helper handed back last, popped first (kept as it came: no copy).
+    front: std::vec::IntoIter<Ready>,
+    /// Events ready for `pop` after `front`, in stream order. Order: `front`, `queue`, the
+    /// events at the decode-ahead helper, `outgoing`.
     queue: VecDeque<Ready>,
     /// Bytes of every queued event (in `queue`, at the helper and in `outgoing`).
     queue_bytes: usize,
@@ -278,7 +331,7 @@ impl std::fmt::Debug for FeedState {
         f.debug_struct("FeedState")
             .field("file", &self.file)
             .field("offset", &self.offset)
-            .field("queued", &self.queue.len())
+            .field("queued", &self.queued())
             .finish_non_exhaustive()
     }
 }
@@ -381,6 +434,7 @@ pub fn ready_from_change(event: ChangeEvent, mariadb: bool) -> Result<Ready, Fee
         event,
         json,
         annotate: mariadb,
+        texts: None,
         bytes,
     })
 }
@@ -403,6 +457,7 @@ impl FeedState {
             partial: Partial::default(),
             at_start: true,
             fed_any: false,
+            front: Vec::new().into_iter(),
             queue: VecDeque::new(),
             queue_bytes: 0,
             ahead: None,
@@ -419,6 +474,12 @@ impl FeedState {
             warned_tables: HashSet::new(),
             logs: Vec::new(),
         }
+    }
+
+    /// An engine whose events become `native_types` objects (see [`text_of`]).
+    pub fn with_native_types(mut self, native: bool) -> Self {
+        self.settings.native = native;
+        self
     }
 
     fn log(&mut self, level: i32, message: impl FnOnce() -> String) {
@@ -548,17 +609,30 @@ impl FeedState {
 
     /// Whether a change event is queued (ready, or at the decode-ahead helper).
     pub fn has_events(&self) -> bool {
-        !self.queue.is_empty() || self.in_flight > 0 || !self.outgoing.is_empty()
+        self.queued() > 0
+    }
+
+    /// Events queued: ready, at the helper or about to be sent to it.
+    fn queued(&self) -> usize {
+        self.front.len() + self.queue.len() + self.in_flight + self.outgoing.len()
+    }
+
+    /// Nothing is ready to pop (events may be at the helper).
+    fn none_ready(&self) -> bool {
+        self.front.len() == 0 && self.queue.is_empty()
     }
 
     /// Pop the next queued change event when it is ready. `None` either when nothing is queued
     /// or when the next one is still at the decode-ahead helper: call [`Self::must_wait`] first
     /// and, when it says so, [`Self::wait_ahead`] (with the GIL released).
     pub fn pop(&mut self) -> Option<Ready> {
-        if self.queue.is_empty() {
+        if self.none_ready() {
             self.collect_ahead();
         }
-        let r = self.queue.pop_front()?;
+        let r = match self.front.next() {
+            Some(r) => r,
+            None => self.queue.pop_front()?,
+        };
         self.queue_bytes -= r.bytes;
         Some(r)
     }
@@ -566,10 +640,10 @@ impl FeedState {
     /// Whether the next event is still being decoded by the helper (so `pop` would return
     /// `None` although events are queued). Takes whatever the helper has finished first.
     pub fn must_wait(&mut self) -> bool {
-        if self.queue.is_empty() {
+        if self.none_ready() {
             self.collect_ahead();
         }
-        self.queue.is_empty() && self.in_flight > 0
+        self.none_ready() && self.in_flight > 0
     }
 
     /// Block until the helper hands back its next batch (call without the GIL).
@@ -592,25 +666,33 @@ impl FeedState {
         self.trash.push(ready);
         if self.trash.len() >= AHEAD_BATCH {
             // A helper that has ended hands the batch back inside the error: dropped here.
-            let _ = ahead.to.send(Job::Drop(std::mem::take(&mut self.trash)));
+            let full = std::mem::replace(&mut self.trash, Vec::with_capacity(AHEAD_BATCH));
+            let _ = ahead.to.send(Job::Drop(full));
         }
     }
 
-    /// Take every batch the helper has finished, without blocking.
+    /// Take the next batch the helper has finished, if any, without blocking.
     fn collect_ahead(&mut self) {
-        while self.in_flight > 0 {
-            let Some(ahead) = &self.ahead else { return };
-            match ahead.from.try_recv() {
-                Ok(batch) => self.accept_ahead(batch),
-                Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => return self.lose_ahead(),
-            }
+        if self.in_flight == 0 {
+            return;
+        }
+        let Some(ahead) = &self.ahead else { return };
+        match ahead.from.try_recv() {
+            Ok(batch) => self.accept_ahead(batch),
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => self.lose_ahead(),
         }
     }
 
+    /// A batch back from the helper: it follows everything ready (and precedes what is still
+    /// at the helper).
     fn accept_ahead(&mut self, batch: Vec<Ready>) {
         self.in_flight -= batch.len();
-        self.queue.extend(batch);
+        if self.none_ready() {
+            self.front = batch.into_iter();
+        } else {
+            self.queue.extend(batch);
+        }
     }
 
     /// The helper vanished with events (cannot happen: it catches panics and ends only when
@@ -653,10 +735,10 @@ impl FeedState {
             return;
         }
         if self.ahead.is_none() && !self.ahead_unavailable {
-            self.ahead = Ahead::start();
+            self.ahead = Ahead::start(self.settings.native);
             self.ahead_unavailable = self.ahead.is_none();
         }
-        let batch = std::mem::take(&mut self.outgoing);
+        let batch = std::mem::replace(&mut self.outgoing, Vec::with_capacity(AHEAD_BATCH));
         let n = batch.len();
         let unsent = match &self.ahead {
             Some(ahead) => match ahead.to.send(Job::Decode(batch)) {
@@ -686,7 +768,7 @@ impl FeedState {
     }
 
     fn queue_full(&self) -> bool {
-        self.queue.len() + self.in_flight + self.outgoing.len() >= self.settings.max_queue_size
+        self.queued() >= self.settings.max_queue_size
             || self.queue_bytes >= self.settings.max_queue_bytes
     }
 
@@ -881,6 +963,7 @@ impl FeedState {
                 event,
                 json,
                 annotate: self.mariadb,
+                texts: None,
                 bytes,
             });
         }
@@ -1074,7 +1157,7 @@ mod tests {
         let (ids, decoded) = drain_ids(&mut s);
         assert_eq!(ids, expected);
         assert!(decoded, "the helper hands back decoded images");
-        assert!(s.ahead.is_some() && s.in_flight == 0 && !s.has_events());
+        assert!(s.ahead.is_some() && s.queued() == 0 && !s.has_events());
         // Small pieces: no feed call queues more than a rows event, nothing goes to a thread.
         let mut s = FeedState::new();
         let mut ids = Vec::new();
@@ -1090,7 +1173,7 @@ mod tests {
         let (mut ids, mut at) = (Vec::new(), 0);
         while at < data.len() {
             at += s.feed(&data[at..]).expect("feed");
-            assert!(s.queue.len() + s.in_flight <= 500 + 7);
+            assert!(s.queued() <= 500 + 7);
             ids.extend(drain_ids(&mut s).0);
         }
         assert_eq!(ids, expected);

@@ -195,7 +195,7 @@ impl NativeEngine {
         let native_types = native_types.is_some_and(|b| b.is_truthy().unwrap_or(false));
         Self {
             state: Mutex::new(State {
-                feed: Some(FeedState::new()),
+                feed: Some(FeedState::new().with_native_types(native_types)),
                 cache: convert::PyCache::default(),
             }),
             native_types,

@@ -1323,9 +1323,9 @@ impl Engine {
             self.commit(ev);
         } else if self.txn.bytes > self.config.max_buffered_transaction_bytes {
             // Stream a huge transaction: queue what we have; the commit mark comes later.
-            let events = std::mem::take(&mut self.txn.events);
+            // Drained, not taken: the vector keeps its capacity for the next rows event.
             self.txn.bytes = 0;
-            for (e, bytes) in events {
+            for (e, bytes) in self.txn.events.drain(..) {
                 self.queued_events += 1;
                 self.queued_bytes += bytes;
                 self.queue.push_back(Queued::Event(e, bytes));
