@@ -958,7 +958,9 @@ impl FeedState {
             }
             self.check_signedness(event.table());
             let json = render_json(&event)?;
-            let bytes = event_bytes(&event, &json);
+            // Counted twice: a queued event holds its images both as the rows event's bytes
+            // (shared with the other rows of that event) and, once decoded, as values.
+            let bytes = 2 * event_bytes(&event, &json);
             self.enqueue(Ready {
                 event,
                 json,
