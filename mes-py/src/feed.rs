@@ -217,6 +217,13 @@ const INLINE_EVENTS: usize = 64;
 /// of its bytes, so the helper starts early; `next_event` takes back whole batches).
 const AHEAD_BATCH: usize = 128;
 
+/// Converted events handed to the helper to drop at once, at most (by count and by their queue
+/// bytes): few enough to bound the memory they hold, many enough that waking the idle helper
+/// (a futex call) is rare.
+const TRASH_EVENTS: usize = 1024;
+/// See [`TRASH_EVENTS`].
+const TRASH_BYTES: usize = 4 << 20;
+
 /// The decode-ahead helper: a thread that decodes the row images of events `feed` has checked
 /// (lazy images, see [`ChangeEvent::decode_images`]) while the caller converts earlier events
 /// into Python objects. It only decodes: checking (and so every error `feed` raises) stays in
@@ -312,8 +319,9 @@ pub struct FeedState {
     outgoing: Vec<Ready>,
     /// Events queued by the current `feed` call.
     produced: usize,
-    /// Converted events to be dropped by the helper (see [`Job::Drop`]).
+    /// Converted events to be dropped by the helper (see [`Job::Drop`]), and their bytes.
     trash: Vec<Ready>,
+    trash_bytes: usize,
     file: Arc<str>,
     offset: u64,
     /// File offset of the next event (the contract feeds files without their 4-byte magic,
@@ -466,6 +474,7 @@ impl FeedState {
             outgoing: Vec::new(),
             produced: 0,
             trash: Vec::new(),
+            trash_bytes: 0,
             file: Arc::from(""),
             offset: 0,
             stream_offset: 4,
@@ -663,10 +672,12 @@ impl FeedState {
     /// Done with a popped event: dropped by the helper when there is one (in batches).
     pub fn recycle(&mut self, ready: Ready) {
         let Some(ahead) = &self.ahead else { return };
+        self.trash_bytes += ready.bytes;
         self.trash.push(ready);
-        if self.trash.len() >= AHEAD_BATCH {
+        if self.trash.len() >= TRASH_EVENTS || self.trash_bytes >= TRASH_BYTES {
             // A helper that has ended hands the batch back inside the error: dropped here.
-            let full = std::mem::replace(&mut self.trash, Vec::with_capacity(AHEAD_BATCH));
+            let full = std::mem::replace(&mut self.trash, Vec::with_capacity(TRASH_EVENTS));
+            self.trash_bytes = 0;
             let _ = ahead.to.send(Job::Drop(full));
         }
     }
