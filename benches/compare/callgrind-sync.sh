@@ -9,11 +9,14 @@
 # Each contender decodes two reference binlogs (DESIGN.md §6 table, SMALL and LARGE rows per
 # phase), and the start-up is cancelled out:
 #     instructions per row event = (Ir(LARGE) - Ir(SMALL)) / (3 * (LARGE - SMALL))
+# Threads are counted apart: the calling thread runs the Python loop, so its count is the one
+# the benchmark's time follows; ours also decodes on a helper thread (the other threads' column),
+# which runs beside the loop on a second core.
 #
 # Usage: bash benches/compare/callgrind-sync.sh [SMALL [LARGE]]      (defaults 2000 and 20000)
-# MES_CALLGRIND_TOP=N also prints where ours spends them: the N functions with the most
-# instructions of their own per row event (same subtraction, function by function; callgrind
-# files kept in build/bench-callgrind/).
+# MES_CALLGRIND_TOP=N also prints where ours spends the calling thread's: the N functions with
+# the most instructions of their own per row event (same subtraction, function by function).
+# The callgrind files stay in build/bench-callgrind/ (one per thread: NAME-01, NAME-02, ...).
 # Needs the venvs run.sh makes (build/bench-venv with ours, build/bench-venv-orig with the
 # original; or $MES_CALLGRIND_PY_OURS / $MES_CALLGRIND_PY_ORIG) and valgrind. The binlogs are made
 # once with benches/gen-bench-binlog.sh (its own throwaway MariaDB) in build/bench-callgrind/.
@@ -51,45 +54,58 @@ for n in "$SMALL" "$LARGE"; do
     fi
 done
 
-# Instructions executed by one `compare.py sync` run (which also checks every row change).
+# Instructions executed by one `compare.py sync` run (which also checks every row change),
+# counted per thread (--separate-threads): printed as "CALLER OTHERS", the thread that runs the
+# Python loop (whose time is the benchmark's) and every other thread together (our decode-ahead
+# helper; nothing for the original).
 count() {
-    local py="$1" n="$2" file="$3" out
+    local py="$1" n="$2" file="$3" out f caller=0 others=0 c
+    rm -f "$file" "$file"-[0-9]*
     # valgrind exits with the program's status: a run that missed a row change fails here.
-    if ! out="$(PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$file" \
+    if ! out="$(PYTHONHASHSEED=0 valgrind --tool=callgrind --separate-threads=yes \
+        --callgrind-out-file="$file" \
         "$py" "$HERE/compare.py" sync --binlog "$(binlog "$n")" --expect "$n:$n:$n" \
-        --label callgrind 2>&1 >/dev/null)" ||
-        ! sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$out" | tail -1 | grep .; then
+        --label callgrind 2>&1 >/dev/null)"; then
         echo "the callgrind run of $py on $n rows failed:" >&2
         echo "$out" | tail -20 >&2
         return 1
     fi
+    for f in "$file"-[0-9]*; do
+        c="$(sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$f" | head -1)"
+        [ -n "$c" ] || { echo "no instruction count in $f" >&2; return 1; }
+        if [ "${f##*-}" = 01 ]; then caller=$c; else others=$((others + c)); fi
+    done
+    [ "$caller" -gt 0 ] || { echo "no calling-thread count for $file" >&2; return 1; }
+    echo "$caller $others"
 }
 
 EVENTS=$((3 * (LARGE - SMALL)))
 TOP="${MES_CALLGRIND_TOP:-0}"
 [[ "$TOP" =~ ^[0-9]+$ ]] || { echo "MES_CALLGRIND_TOP must be a number" >&2; exit 2; }
-# Where a run's callgrind file goes: kept for ours' breakdown, else nowhere.
-kept() {
-    if [ "$1" = ours ] && [ "$TOP" -gt 0 ]; then echo "$DIR/ours-$2.callgrind"; else echo /dev/null; fi
-}
-declare -A PER
+declare -A CALLER OTHERS
 for who in ours orig; do
     py="$PY_OURS"
     [ "$who" = orig ] && py="$PY_ORIG"
     printf '[callgrind] %s: %s and %s rows per phase\n' "$who" "$SMALL" "$LARGE" >&2
-    small="$(count "$py" "$SMALL" "$(kept "$who" "$SMALL")")"
-    large="$(count "$py" "$LARGE" "$(kept "$who" "$LARGE")")"
-    PER[$who]=$(( (large - small) / EVENTS ))
+    read -r small_c small_o <<<"$(count "$py" "$SMALL" "$DIR/$who-$SMALL.callgrind")"
+    read -r large_c large_o <<<"$(count "$py" "$LARGE" "$DIR/$who-$LARGE.callgrind")"
+    CALLER[$who]=$(( (large_c - small_c) / EVENTS ))
+    OTHERS[$who]=$(( (large_o - small_o) / EVENTS ))
 done
-printf '| contender | instructions per row event |\n|---|---:|\n'
-printf '| Python, ours: `CdcEngine.feed/next_event` | %s |\n' "${PER[ours]}"
-printf '| Python, original 1.8.0: `CdcEngine.feed/next_event` | %s |\n' "${PER[orig]}"
-awk -v o="${PER[ours]}" -v g="${PER[orig]}" \
-    'BEGIN { printf "\nratio (original / ours, in instructions): %.2fx\n", g / o }'
+printf '| contender | calling thread | other threads | total |\n|---|---:|---:|---:|\n'
+for who in ours orig; do
+    name='Python, ours: `CdcEngine.feed/next_event`'
+    [ "$who" = orig ] && name='Python, original 1.8.0: `CdcEngine.feed/next_event`'
+    printf '| %s | %s | %s | %s |\n' "$name" "${CALLER[$who]}" "${OTHERS[$who]}" \
+        "$(( CALLER[$who] + OTHERS[$who] ))"
+done
+awk -v o="${CALLER[ours]}" -v g="${CALLER[orig]}" \
+    -v ot="$(( CALLER[ours] + OTHERS[ours] ))" -v gt="$(( CALLER[orig] + OTHERS[orig] ))" \
+    'BEGIN { printf "\nratio (original / ours), instructions per row event: %.2fx on the calling thread (the loop the benchmark times), %.2fx in total\n", g / o, gt / ot }'
 
 if [ "$TOP" -gt 0 ]; then
-    printf '\nours, instructions of its own per row event, by function (top %s):\n\n' "$TOP"
-    "$PY_OURS" - "$DIR/ours-$SMALL.callgrind" "$DIR/ours-$LARGE.callgrind" "$EVENTS" "$TOP" <<'PY'
+    printf '\nours, calling thread, instructions of its own per row event, by function (top %s):\n\n' "$TOP"
+    "$PY_OURS" - "$DIR/ours-$SMALL.callgrind-01" "$DIR/ours-$LARGE.callgrind-01" "$EVENTS" "$TOP" <<'PY'
 import re
 import subprocess
 import sys

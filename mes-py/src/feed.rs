@@ -238,6 +238,9 @@ const TRASH_BYTES: usize = 4 << 20;
 struct Ahead {
     to: mpsc::Sender<Job>,
     from: mpsc::Receiver<Vec<Ready>>,
+    /// The process that started the thread: a child made by `fork()` has no helper thread
+    /// (so nothing to wait for).
+    pid: u32,
 }
 
 /// Work for the decode-ahead helper.
@@ -281,7 +284,11 @@ impl Ahead {
                 }
             })
             .ok()?;
-        Some(Self { to, from })
+        Some(Self {
+            to,
+            from,
+            pid: std::process::id(),
+        })
     }
 }
 
@@ -313,8 +320,9 @@ pub struct FeedState {
     ahead: Option<Ahead>,
     /// The helper could not be started: every image is decoded in `feed`.
     ahead_unavailable: bool,
-    /// Events sent to the helper and not received back yet.
+    /// Events sent to the helper and not received back yet, and their bytes.
     in_flight: usize,
+    in_flight_bytes: usize,
     /// Events checked by this `feed` call, waiting to be sent to the helper as one batch.
     outgoing: Vec<Ready>,
     /// Events queued by the current `feed` call.
@@ -471,6 +479,7 @@ impl FeedState {
             ahead: None,
             ahead_unavailable: false,
             in_flight: 0,
+            in_flight_bytes: 0,
             outgoing: Vec::new(),
             produced: 0,
             trash: Vec::new(),
@@ -661,6 +670,10 @@ impl FeedState {
             return;
         }
         let Some(ahead) = &self.ahead else { return };
+        if ahead.pid != std::process::id() {
+            // A forked child: the helper (and the events it holds) stayed in the parent.
+            return self.lose_ahead();
+        }
         match ahead.from.recv() {
             Ok(batch) => self.accept_ahead(batch),
             // The helper ends only when its job channel closes, which `self` holds open; were
@@ -678,7 +691,9 @@ impl FeedState {
             // A helper that has ended hands the batch back inside the error: dropped here.
             let full = std::mem::replace(&mut self.trash, Vec::with_capacity(TRASH_EVENTS));
             self.trash_bytes = 0;
-            let _ = ahead.to.send(Job::Drop(full));
+            if ahead.pid == std::process::id() {
+                let _ = ahead.to.send(Job::Drop(full));
+            }
         }
     }
 
@@ -699,6 +714,7 @@ impl FeedState {
     /// at the helper).
     fn accept_ahead(&mut self, batch: Vec<Ready>) {
         self.in_flight -= batch.len();
+        self.in_flight_bytes -= batch.iter().map(|r| r.bytes).sum::<usize>();
         if self.none_ready() {
             self.front = batch.into_iter();
         } else {
@@ -706,16 +722,34 @@ impl FeedState {
         }
     }
 
-    /// The helper vanished with events (cannot happen: it catches panics and ends only when
-    /// its channel closes). Said loudly rather than waited on forever.
+    /// The helper is gone with events: only in a child made by `fork()` (the thread stayed in
+    /// the parent) or if it ended, which it does not (it catches panics and ends only when its
+    /// channel closes). Said loudly rather than waited on forever.
     fn lose_ahead(&mut self) {
         let lost = self.in_flight;
+        self.queue_bytes -= self.in_flight_bytes;
         self.in_flight = 0;
+        self.in_flight_bytes = 0;
         self.ahead = None;
         self.ahead_unavailable = true;
-        self.log(LOG_ERROR, || {
-            format!("event=decode_ahead_lost events={lost} message=\"the decode thread ended\"")
-        });
+        if lost > 0 {
+            let e = FeedError::new(
+                CODE_PARSE,
+                format!(
+                    "{lost} checked events were lost with the engine's decode thread, which is \
+                     not in this process (used after fork()?); feed the stream again from the \
+                     last position you processed"
+                ),
+            );
+            self.log(LOG_ERROR, || {
+                format!(
+                    "event=decode_ahead_lost events={lost} message={:?}",
+                    e.message
+                )
+            });
+            // Raised by the next feed: never a silent gap.
+            self.failed = Some(e);
+        }
     }
 
     /// Queue a checked event: decoded here while the helper holds nothing and this `feed` call
@@ -749,12 +783,22 @@ impl FeedState {
             self.ahead = Ahead::start(self.settings.native);
             self.ahead_unavailable = self.ahead.is_none();
         }
+        if self
+            .ahead
+            .as_ref()
+            .is_some_and(|a| a.pid != std::process::id())
+        {
+            // A forked child: no helper thread here; what the parent's held is lost to us.
+            self.lose_ahead();
+        }
         let batch = std::mem::replace(&mut self.outgoing, Vec::with_capacity(AHEAD_BATCH));
         let n = batch.len();
+        let bytes: usize = batch.iter().map(|r| r.bytes).sum();
         let unsent = match &self.ahead {
             Some(ahead) => match ahead.to.send(Job::Decode(batch)) {
                 Ok(()) => {
                     self.in_flight += n;
+                    self.in_flight_bytes += bytes;
                     return;
                 }
                 Err(mpsc::SendError(Job::Decode(batch) | Job::Drop(batch))) => batch,
@@ -1171,6 +1215,7 @@ mod tests {
         assert_eq!(ids, expected);
         assert!(decoded, "the helper hands back decoded images");
         assert!(s.ahead.is_some() && s.queued() == 0 && !s.has_events());
+        assert_eq!((s.queue_bytes, s.in_flight_bytes), (0, 0));
         // Small pieces: no feed call queues more than a rows event, nothing goes to a thread.
         let mut s = FeedState::new();
         let mut ids = Vec::new();
@@ -1190,6 +1235,7 @@ mod tests {
             ids.extend(drain_ids(&mut s).0);
         }
         assert_eq!(ids, expected);
+        assert_eq!((s.queue_bytes, s.in_flight_bytes), (0, 0));
     }
 
     #[test]

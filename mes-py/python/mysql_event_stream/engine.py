@@ -47,6 +47,10 @@ class CdcEngine(_native.NativeEngine):
     """Decode binlog bytes into :class:`ChangeEvent` objects.
 
     Synchronous and single-owner (not thread-safe); the GIL is released while decoding.
+    ``feed`` checks every row of what it consumes (so every decode error raises from ``feed``);
+    when one call queues more than 64 events, the rest are decoded into values by a helper
+    thread of the engine while ``next_event()`` converts the earlier ones (started on first
+    need, ended by ``close()`` or when the engine is dropped; no Python code runs on it).
     Feed the bytes of a binlog stream (a file without its 4-byte ``\\xfebin`` magic, or what
     ``BinlogClient.poll()`` returns), then pull events::
 
