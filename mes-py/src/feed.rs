@@ -327,6 +327,8 @@ pub struct FeedState {
     outgoing: Vec<Ready>,
     /// Events queued by the current `feed` call.
     produced: usize,
+    /// Events a `feed` call decodes itself before using the helper ([`INLINE_EVENTS`]).
+    inline_events: usize,
     /// Converted events to be dropped by the helper (see [`Job::Drop`]), and their bytes.
     trash: Vec<Ready>,
     trash_bytes: usize,
@@ -482,6 +484,7 @@ impl FeedState {
             in_flight_bytes: 0,
             outgoing: Vec::new(),
             produced: 0,
+            inline_events: INLINE_EVENTS,
             trash: Vec::new(),
             trash_bytes: 0,
             file: Arc::from(""),
@@ -492,6 +495,21 @@ impl FeedState {
             warned_tables: HashSet::new(),
             logs: Vec::new(),
         }
+    }
+
+    /// Whether images may be decoded by the decode-ahead helper (on by default), and after
+    /// how many events of one `feed` call (default [`INLINE_EVENTS`]); off, every image is
+    /// decoded by `feed` itself. For comparisons and tests: the events are the same.
+    pub fn set_decode_ahead(&mut self, on: bool, inline_events: usize) {
+        self.inline_events = inline_events;
+        if !on {
+            self.send_ahead();
+            while self.in_flight > 0 && self.ahead.is_some() {
+                self.wait_ahead();
+            }
+            self.ahead = None;
+        }
+        self.ahead_unavailable = !on;
     }
 
     /// An engine whose events become `native_types` objects (see [`text_of`]).
@@ -759,7 +777,7 @@ impl FeedState {
         self.produced += 1;
         if self.in_flight == 0
             && self.outgoing.is_empty()
-            && (self.produced <= INLINE_EVENTS || self.ahead_unavailable)
+            && (self.produced <= self.inline_events || self.ahead_unavailable)
         {
             // Checked by `feed`, so this succeeds; should it not, `next_event` decodes the
             // still lazy event again and raises the error.

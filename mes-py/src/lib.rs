@@ -371,6 +371,17 @@ impl NativeEngine {
         })
     }
 
+    /// Decode every row image in `feed` (`False`) instead of partly on the decode-ahead
+    /// helper thread (`True`, the default: after the first `inline_events` events of a `feed`
+    /// call); for tests and comparisons.
+    #[pyo3(signature = (on, inline_events = 64))]
+    fn _set_decode_ahead(&self, py: Python<'_>, on: bool, inline_events: usize) -> PyResult<()> {
+        self.with_open(py, |feed, _| {
+            py.detach(|| feed.set_decode_ahead(on, inline_events));
+            Ok(())
+        })
+    }
+
     #[getter(_closed)]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
         Ok(self.lock(py)?.feed.is_none())
