@@ -1,7 +1,9 @@
 //! The GIL-free part of `CdcEngine`: framing of fed bytes into whole binlog events, the
-//! change-event [`Engine`], the decoded-event queue with its count / byte limits, the resume
-//! position, filters and the error latch. Nothing here touches Python, so `feed` runs with the
-//! GIL released.
+//! change-event [`Engine`] (which checks every row in `feed`), the decode-ahead helper thread
+//! that decodes checked rows into values while earlier events are converted ([`Ahead`]), the
+//! event queue with its count / byte limits, the resume position, filters and the error latch.
+//! Nothing here touches Python, so `feed` runs with the GIL released; the conversion into
+//! Python objects is `convert`'s.
 //!
 //! Why the binding frames events itself instead of handing whole chunks to
 //! [`Engine::handle_input`]: the original package checks its queue limits after every binlog
@@ -231,8 +233,8 @@ const TRASH_BYTES: usize = 4 << 20;
 /// they were sent (one thread, two FIFO channels). It stops when the engine is dropped (its
 /// channel closes).
 ///
-/// Why a thread: the sync benchmark's caller spends ~3 k instructions per row change on
-/// decoding and copying the values into owned rows, a quarter of its work; overlapped with the
+/// Why a thread: the sync benchmark's caller spent ~3 k instructions per row change on
+/// decoding and copying the values into owned rows, a fifth of its work; overlapped with the
 /// conversion of the previous events, that time leaves the caller's path. Python objects are not
 /// built ahead (measured slower: cold objects and GC passes over the pending ones).
 struct Ahead {
