@@ -55,10 +55,35 @@ pub struct TableCache {
     names_resolved: bool,
 }
 
+/// Hashes the table cache's keys, the addresses of tables' shared infos: a multiply and a
+/// fold instead of SipHash (one lookup per event; keys made by our allocator need no
+/// flooding resistance).
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Addresses are aligned (low bits zero), and the table picks buckets by the low bits:
+        // the high half of the product is folded into them.
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
 /// Per-engine caches of Python objects (only touched with the GIL held).
 #[derive(Default)]
 pub struct PyCache {
-    tables: HashMap<usize, TableCache>,
+    tables: HashMap<usize, TableCache, std::hash::BuildHasherDefault<AddressHasher>>,
     position: Option<(Arc<str>, u64, Py<PyAny>)>,
     file: Option<(Arc<str>, Py<PyString>)>,
     timestamp: Option<(u32, Py<PyAny>)>,
