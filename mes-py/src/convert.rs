@@ -391,58 +391,78 @@ fn identical(a: &Value<'_>, b: &Value<'_>) -> bool {
     }
 }
 
-/// One row image as a dict. `record` (before image of an UPDATE) receives each column's object;
-/// `shared` (after image) offers them back: a column whose value equals the before image's
-/// reuses that object instead of building an equal one.
-#[allow(clippy::too_many_arguments)]
-fn row<'py>(
+/// Converts the row images of one event: what every image of it shares.
+struct RowConverter<'a, 'py> {
     py: Python<'py>,
-    refs: &Refs,
+    refs: &'a Refs,
     native: bool,
-    row: &Row<'_>,
-    info: &TableInfo,
-    t: &TableCache,
-    json: &mut std::vec::IntoIter<String>,
-    texts: &mut Texts<'_>,
-    mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
-    shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let keys = &t.keys;
-    let full = row.values.len() == keys.len() && row.values.iter().all(Option::is_some);
-    let d = match (&t.template, full) {
-        (Some(tpl), true) => tpl.bind(py).copy()?,
-        _ => PyDict::new(py),
-    };
-    for (i, v) in row.values.iter().enumerate() {
-        // Columns absent from the row image (MINIMAL / NOBLOB) are absent from the dict.
-        let Some(v) = v else {
+    info: &'a TableInfo,
+    t: &'a TableCache,
+    /// JSON texts, taken in order (before image first).
+    json: std::vec::IntoIter<String>,
+    texts: Texts<'a>,
+}
+
+impl<'py> RowConverter<'_, 'py> {
+    /// One row image as a dict. `record` (before image of an UPDATE) receives each column's
+    /// object; `shared` (after image) offers them back: a column whose value equals the before
+    /// image's reuses that object instead of building an equal one.
+    fn row(
+        &mut self,
+        row: &Row<'_>,
+        mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
+        shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (py, native) = (self.py, self.native);
+        let keys = &self.t.keys;
+        let full = row.values.len() == keys.len() && row.values.iter().all(Option::is_some);
+        let d = match (&self.t.template, full) {
+            (Some(tpl), true) => tpl.bind(py).copy()?,
+            _ => PyDict::new(py),
+        };
+        for (i, v) in row.values.iter().enumerate() {
+            // Columns absent from the row image (MINIMAL / NOBLOB) are absent from the dict.
+            let Some(v) = v else {
+                if let Some(rec) = record.as_deref_mut() {
+                    rec.push(None);
+                }
+                continue;
+            };
+            let reuse =
+                shared.and_then(|(before, objs)| match (before.values.get(i), objs.get(i)) {
+                    (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
+                        Some(obj.clone())
+                    }
+                    _ => None,
+                });
+            let val = match reuse {
+                Some(obj) => {
+                    self.texts.skip(v, native);
+                    obj
+                }
+                None => {
+                    let col = self.info.map.columns.get(i);
+                    value(
+                        py,
+                        self.refs,
+                        native,
+                        v,
+                        col,
+                        &mut self.json,
+                        &mut self.texts,
+                    )?
+                }
+            };
             if let Some(rec) = record.as_deref_mut() {
-                rec.push(None);
+                rec.push(Some(val.clone()));
             }
-            continue;
-        };
-        let reuse = shared.and_then(|(before, objs)| match (before.values.get(i), objs.get(i)) {
-            (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
-                Some(obj.clone())
+            match keys.get(i) {
+                Some(k) => d.set_item(k.bind(py), val)?,
+                None => d.set_item(i.to_string(), val)?,
             }
-            _ => None,
-        });
-        let val = match reuse {
-            Some(obj) => {
-                texts.skip(v, native);
-                obj
-            }
-            None => value(py, refs, native, v, info.map.columns.get(i), json, texts)?,
-        };
-        if let Some(rec) = record.as_deref_mut() {
-            rec.push(Some(val.clone()));
         }
-        match keys.get(i) {
-            Some(k) => d.set_item(k.bind(py), val)?,
-            None => d.set_item(i.to_string(), val)?,
-        }
+        Ok(d)
     }
-    Ok(d)
 }
 
 /// A frozen slots dataclass (`ChangeEvent`, `BinlogPosition`) and the fastest safe way to make
@@ -690,22 +710,23 @@ pub fn event<'py>(
             p
         }
     };
-    let mut json = std::mem::take(&mut ready.json).into_iter();
+    let json = std::mem::take(&mut ready.json).into_iter();
     // Texts rendered ahead belong to the images decoded ahead; images decoded here (an event
     // still lazy) are rendered here.
     let ahead = ready
         .texts
         .as_ref()
         .filter(|_| ev.decoded_images().is_some());
-    let mut texts = Texts(ahead.map(|t| t.iter()));
+    let texts = Texts(ahead.map(|t| t.iter()));
     let t = cache.table(py, ev.table());
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);
         crate::mes_error(py, refs, e.code, e.message)
     };
-    // Both engines of the binding decode the images as they read the rows event (a live
-    // stream on its reader thread, `CdcEngine` in `feed`), so they are used as they are; an
-    // event with lazy images would be decoded here, borrowing from the rows event's bytes.
+    // Both engines of the binding decode the images before conversion (a live stream on its
+    // reader thread, `CdcEngine` in `feed` or on its decode-ahead thread), so they are used as
+    // they are; an event with lazy images would be decoded here, borrowing from the rows
+    // event's bytes.
     let decoded;
     let (before_row, after_row) = match ev.decoded_images() {
         Some((b, a)) => (b, a),
@@ -714,40 +735,25 @@ pub fn event<'py>(
             (decoded.0.as_ref(), decoded.1.as_ref())
         }
     };
+    let mut images = RowConverter {
+        py,
+        refs,
+        native,
+        info: ev.table(),
+        t,
+        json,
+        texts,
+    };
     let mut before_objs = Vec::with_capacity(before_row.map_or(0, |r| r.values.len()));
     let record = (before_row.is_some() && after_row.is_some()).then_some(&mut before_objs);
     let before = match before_row {
-        Some(r) => row(
-            py,
-            refs,
-            native,
-            r,
-            ev.table(),
-            t,
-            &mut json,
-            &mut texts,
-            record,
-            None,
-        )?
-        .into_any(),
+        Some(r) => images.row(r, record, None)?.into_any(),
         None => py.None().into_bound(py),
     };
     let after = match after_row {
         Some(r) => {
             let shared = before_row.map(|b| (b, before_objs.as_slice()));
-            row(
-                py,
-                refs,
-                native,
-                r,
-                ev.table(),
-                t,
-                &mut json,
-                &mut texts,
-                None,
-                shared,
-            )?
-            .into_any()
+            images.row(r, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),
     };
