@@ -342,6 +342,9 @@ pub struct FeedState {
     failed: Option<FeedError>,
     mariadb: bool,
     warned_tables: HashSet<usize>,
+    /// The last table an event came from: whether the filters let it through and whether it
+    /// has JSON columns (cleared when a filter changes).
+    table_memo: Option<(Arc<TableInfo>, bool, bool)>,
     /// Log records produced while the GIL was released, delivered by the caller.
     pub logs: Vec<(i32, String)>,
 }
@@ -495,6 +498,7 @@ impl FeedState {
             failed: None,
             mariadb: false,
             warned_tables: HashSet::new(),
+            table_memo: None,
             logs: Vec::new(),
         }
     }
@@ -540,6 +544,7 @@ impl FeedState {
         self.stream_offset = 4;
         self.failed = None;
         self.mariadb = false;
+        self.table_memo = None;
     }
 
     /// Rebuild the engine when no event has gone into it yet, so decoder settings apply now.
@@ -632,6 +637,7 @@ impl FeedState {
             FilterKind::IncludeTables => s.include_tables = names,
             FilterKind::ExcludeTables => s.exclude_tables = names,
         }
+        self.table_memo = None;
         // Databases match exactly (checked in `allows`); table entries use the codec's
         // `db.table` / `table` / trailing-`*` rules, which are the original's.
         s.filter = TableFilter::default()
@@ -1028,11 +1034,33 @@ impl FeedState {
             let EngineEvent::Change(event) = ev else {
                 continue;
             };
-            if !self.allows(&event.table().database, &event.table().table) {
+            // What depends only on the table, worked out once per table in a row (the memo
+            // holds the table, so its address cannot be reused meanwhile).
+            let (allowed, has_json) = match &self.table_memo {
+                Some((t, allowed, has_json)) if Arc::ptr_eq(t, event.table()) => {
+                    (*allowed, *has_json)
+                }
+                _ => {
+                    let t = event.table();
+                    let allowed = self.allows(&t.database, &t.table);
+                    let has_json = t
+                        .map
+                        .columns
+                        .iter()
+                        .any(|c| c.column_type == ColumnType::Json);
+                    self.table_memo = Some((t.clone(), allowed, has_json));
+                    (allowed, has_json)
+                }
+            };
+            if !allowed {
                 continue;
             }
             self.check_signedness(event.table());
-            let json = render_json(&event)?;
+            let json = if has_json {
+                render_json(&event)?
+            } else {
+                Vec::new()
+            };
             // Counted twice: a queued event holds its images both as the rows event's bytes
             // (shared with the other rows of that event) and, once decoded, as values.
             let bytes = 2 * event_bytes(&event, &json);
