@@ -514,6 +514,8 @@ impl FeedState {
                 self.wait_ahead();
             }
             self.ahead = None;
+            self.trash.clear();
+            self.trash_bytes = 0;
         }
         self.ahead_unavailable = !on;
     }
