@@ -1,6 +1,6 @@
 //! The GIL-free part of `CdcEngine`: framing of fed bytes into whole binlog events, the
 //! change-event [`Engine`] (which checks every row in `feed`), the decode-ahead helper thread
-//! that decodes checked rows into values while earlier events are converted ([`Ahead`]), the
+//! that decodes checked rows into values while earlier events are converted (`Ahead`), the
 //! event queue with its count / byte limits, the resume position, filters and the error latch.
 //! Nothing here touches Python, so `feed` runs with the GIL released; the conversion into
 //! Python objects is `convert`'s.
@@ -504,7 +504,7 @@ impl FeedState {
     }
 
     /// Whether images may be decoded by the decode-ahead helper (on by default), and after
-    /// how many events of one `feed` call (default [`INLINE_EVENTS`]); off, every image is
+    /// how many events of one `feed` call (default 64); off, every image is
     /// decoded by `feed` itself. For comparisons and tests: the events are the same.
     pub fn set_decode_ahead(&mut self, on: bool, inline_events: usize) {
         self.inline_events = inline_events;
