@@ -1126,6 +1126,14 @@ impl<M: Mode> Reader<M> {
                 self.mode.ready(&self.config, &info, &cc.start);
                 return Ok(s);
             }
+            // `step` returns at once once a stop is requested: a reconnect that had not
+            // finished its handshake then spun here for ever (and `stop()` waited for ever).
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(StreamError::Io {
+                    addr,
+                    message: "stop requested while connecting".into(),
+                });
+            }
         }
     }
 
@@ -1334,6 +1342,10 @@ impl<M: Mode> Reader<M> {
                     );
                 }
                 match self.connect() {
+                    Err(_) if self.stop.load(Ordering::SeqCst) => {
+                        tracing::info!(addr = %self.addr(), "stream stopped while reconnecting");
+                        return;
+                    }
                     Ok(s) => {
                         tracing::info!(
                             addr = %self.addr(),

@@ -623,3 +623,82 @@ fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
     let cp = stream.checkpoint_string();
     assert!(cp.starts_with("gtid:"), "{cp}");
 }
+
+/// A relay on 127.0.0.1 that forwards its first connection to `upstream` and holds every
+/// later one open without sending a byte (a server that never finishes a handshake); returns
+/// its port and a count of connections accepted. The relay lives as long as the test process.
+fn first_then_silent(upstream: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            if count.fetch_add(1, Ordering::SeqCst) > 0 {
+                held.push(conn);
+                continue;
+            }
+            let up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            for (mut from, mut to) in [
+                (conn.try_clone().unwrap(), up.try_clone().unwrap()),
+                (up, conn),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+            }
+        }
+    });
+    (port, accepted)
+}
+
+/// Regression (a CI run hung in `raw.rs`): `stop()` while the reader was reconnecting, before
+/// the new connection's handshake finished, never returned — the reader's connect loop
+/// ignored the stop flag once `step` returned early for it, spinning at 100% CPU.
+#[test]
+fn stop_during_a_reconnect_handshake_returns() {
+    use std::sync::atomic::Ordering;
+    let Some(file) = corpus(GTID_FILES[0]) else {
+        return;
+    };
+    let p =
+        TestPrimary::start(primary_config(&file).fault(Fault::DisconnectBeforeEvent(3))).unwrap();
+    let (port, accepted) = first_then_silent(p.port());
+    let mut c = primary_stream_config(&p, file_start(&file));
+    c.port = port;
+    // The silent reconnect waits for its handshake far longer than the test.
+    c.connect.connect_timeout = Duration::from_secs(60);
+    c.connect.read_timeout = Duration::from_secs(60);
+    c.reconnect = Reconnect {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+        ..Reconnect::default()
+    };
+    let mut stream = BinlogStream::start(c).unwrap();
+    let waited = Instant::now();
+    while accepted.load(Ordering::SeqCst) < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "no reconnect attempt"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let the reader get into the handshake wait of the new connection.
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        stream.stop();
+        let _ = tx.send(started.elapsed());
+    });
+    let took = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("stop() did not return while the reader was reconnecting");
+    assert!(took < Duration::from_secs(2), "stop() took {took:?}");
+}
