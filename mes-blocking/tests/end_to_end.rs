@@ -412,6 +412,16 @@ fn primary_stream_config(p: &TestPrimary, start: StartPosition) -> StreamConfig 
     c
 }
 
+/// A reconnect policy with short delays (milliseconds), for tests that provoke reconnects.
+fn quick_reconnect(max_attempts: u32, base_ms: u64, max_ms: u64) -> Reconnect {
+    Reconnect {
+        max_attempts,
+        base_delay: Duration::from_millis(base_ms),
+        max_delay: Duration::from_millis(max_ms),
+        ..Reconnect::default()
+    }
+}
+
 fn file_start(file: &std::path::Path) -> StartPosition {
     StartPosition::FilePosition {
         file: file.file_name().unwrap().to_string_lossy().into_owned(),
@@ -564,12 +574,7 @@ fn tls_gtid_heartbeat_timeout_and_reconnect_deliver_everything_once() {
     };
     c.connect.heartbeat_period = Duration::from_millis(200);
     c.connect.read_timeout = Duration::from_millis(1500);
-    c.reconnect = Reconnect {
-        max_attempts: 5,
-        base_delay: Duration::from_millis(20),
-        max_delay: Duration::from_millis(100),
-        ..Reconnect::default()
-    };
+    c.reconnect = quick_reconnect(5, 20, 100);
     let started = Instant::now();
     let mut stream = BinlogStream::start(c).unwrap();
     let mut got = Vec::new();
@@ -674,12 +679,7 @@ fn stop_during_a_reconnect_handshake_returns() {
     // The silent reconnect waits for its handshake far longer than the test.
     c.connect.connect_timeout = Duration::from_secs(60);
     c.connect.read_timeout = Duration::from_secs(60);
-    c.reconnect = Reconnect {
-        max_attempts: 3,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
-        ..Reconnect::default()
-    };
+    c.reconnect = quick_reconnect(3, 10, 20);
     let mut stream = BinlogStream::start(c).unwrap();
     let waited = Instant::now();
     while accepted.load(Ordering::SeqCst) < 2 {
