@@ -711,13 +711,9 @@ pub fn event<'py>(
         }
     };
     let json = std::mem::take(&mut ready.json).into_iter();
-    // Texts rendered ahead belong to the images decoded ahead; images decoded here (an event
-    // still lazy) are rendered here.
-    let ahead = ready
-        .texts
-        .as_ref()
-        .filter(|_| ev.decoded_images().is_some());
-    let texts = Texts(ahead.map(|t| t.iter()));
+    // Texts rendered ahead exist only for images decoded ahead (the helper renders them after
+    // a successful decode); otherwise each text is rendered here.
+    let texts = Texts(ready.texts.as_deref().map(<[AsciiText]>::iter));
     let t = cache.table(py, ev.table());
     let decode = |e: EngineError| {
         let e = FeedError::from_engine(&e);

@@ -174,15 +174,16 @@ pub struct Ready {
 /// every other value. The decode-ahead helper renders these ahead ([`Ready::texts`]) and the
 /// conversion takes one text per such value, so both sides decide with this function.
 pub fn text_of(v: &Value<'_>, native: bool) -> Option<AsciiText> {
+    // `has_text` decides which values have one; the match only renders.
     if !has_text(v, native) {
         return None;
     }
     match v {
         Value::Decimal(d) => Some(d.as_decimal().to_text()),
-        Value::Date(d) if !native => Some(d.to_text()),
-        Value::Time(t) if !native => Some(t.to_text()),
-        Value::DateTime(dt) if !native => Some(dt.to_text()),
-        Value::Timestamp(t) if !native => Some(t.to_epoch_text()),
+        Value::Date(d) => Some(d.to_text()),
+        Value::Time(t) => Some(t.to_text()),
+        Value::DateTime(dt) => Some(dt.to_text()),
+        Value::Timestamp(t) => Some(t.to_epoch_text()),
         _ => None,
     }
 }
@@ -256,6 +257,11 @@ enum Job {
 }
 
 impl Ahead {
+    /// Whether the helper thread runs in this process (not so in a child made by `fork()`).
+    fn in_this_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
     /// Start the helper; `None` when the thread cannot be started.
     fn start(native: bool) -> Option<Self> {
         let (to, jobs) = mpsc::channel::<Job>();
@@ -510,10 +516,7 @@ impl FeedState {
         self.inline_events = inline_events;
         if !on {
             self.send_ahead();
-            while self.in_flight > 0 && self.ahead.is_some() {
-                self.wait_ahead();
-            }
-            self.ahead = None;
+            self.end_ahead();
             self.trash.clear();
             self.trash_bytes = 0;
         }
@@ -698,7 +701,7 @@ impl FeedState {
             return;
         }
         let Some(ahead) = &self.ahead else { return };
-        if ahead.pid != std::process::id() {
+        if !ahead.in_this_process() {
             // A forked child: the helper (and the events it holds) stayed in the parent.
             return self.lose_ahead();
         }
@@ -719,7 +722,7 @@ impl FeedState {
             // A helper that has ended hands the batch back inside the error: dropped here.
             let full = std::mem::replace(&mut self.trash, Vec::with_capacity(TRASH_EVENTS));
             self.trash_bytes = 0;
-            if ahead.pid == std::process::id() {
+            if ahead.in_this_process() {
                 let _ = ahead.to.send(Job::Drop(full));
             }
         }
@@ -811,11 +814,7 @@ impl FeedState {
             self.ahead = Ahead::start(self.settings.native);
             self.ahead_unavailable = self.ahead.is_none();
         }
-        if self
-            .ahead
-            .as_ref()
-            .is_some_and(|a| a.pid != std::process::id())
-        {
+        if self.ahead.as_ref().is_some_and(|a| !a.in_this_process()) {
             // A forked child: no helper thread here; what the parent's held is lost to us.
             self.lose_ahead();
         }
@@ -834,15 +833,20 @@ impl FeedState {
             None => batch,
         };
         // No helper (any more): take back what it finished, then decode here, in order.
-        while self.in_flight > 0 && self.ahead.is_some() {
-            self.wait_ahead();
-        }
-        self.ahead = None;
+        self.end_ahead();
         self.ahead_unavailable = true;
         for mut r in unsent {
             let _ = r.event.decode_images();
             self.queue.push_back(r);
         }
+    }
+
+    /// Take back every batch the helper still holds, then let it go (its thread ends).
+    fn end_ahead(&mut self) {
+        while self.in_flight > 0 && self.ahead.is_some() {
+            self.wait_ahead();
+        }
+        self.ahead = None;
     }
 
     /// The resume position: file of the last ROTATE, offset after the last event.
