@@ -252,6 +252,12 @@ impl BinlogDecoder {
         }
     }
 
+    /// Frame and parse without verifying checksums (for a second pass over bytes whose
+    /// checksums another decoder verifies).
+    pub(crate) fn skip_checksum_checks(&mut self) {
+        self.config.verify_checksum = false;
+    }
+
     /// Absolute offset of the next byte to be fed.
     pub fn offset(&self) -> u64 {
         self.offset

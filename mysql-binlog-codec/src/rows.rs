@@ -134,7 +134,7 @@ impl<'a> RowsEvent<'a> {
     }
 
     /// Which images each row change has: (before, after).
-    fn images(&self) -> (bool, bool) {
+    pub(crate) fn images(&self) -> (bool, bool) {
         match self.kind {
             RowsKind::Write => (false, true),
             RowsKind::Delete => (true, false),

@@ -4,13 +4,16 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{corpus_dir, read_binlog};
 use mysql_binlog_codec::engine::json_lines::{write_change, write_statement};
 use mysql_binlog_codec::engine::{
-    ColumnSchema, Engine, EngineConfig, EngineError, EngineEvent, GtidCheckpoint, SchemaSource,
-    TableFilter,
+    ColumnSchema, Engine, EngineConfig, EngineError, EngineEvent, GtidCheckpoint, ScannedRows,
+    SchemaSource, SpanSource, TableFilter,
 };
 use mysql_binlog_codec::{BinlogDecoder, DecoderConfig};
 
@@ -546,4 +549,86 @@ fn change_events_share_their_rows_event_context_and_stay_small() {
             "no rows event with two rows in the fixture"
         );
     }
+}
+
+/// A span source with the checks a `SpanScanner` made beforehand, keyed by stream offset.
+struct Scanned(HashMap<u64, ScannedRows>, Arc<AtomicUsize>);
+
+impl SpanSource for Scanned {
+    fn take(&mut self, offset: u64) -> Option<ScannedRows> {
+        let s = self.0.remove(&offset);
+        if s.is_some() {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+        s
+    }
+}
+
+/// Like `all_events`, fed `chunk` bytes at a time, with every `every`-th rows event of each
+/// chunk checked beforehand by a `SpanScanner` (as a helper thread would; none when `every`
+/// is 0). Returns the events, the error and how many checks the engine took.
+fn all_events_scanned(
+    bytes: &[u8],
+    chunk: usize,
+    every: usize,
+) -> (Vec<EngineEvent>, Option<EngineError>, usize) {
+    let mut engine = Engine::new(EngineConfig::default());
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let data = &bytes[pos..pos.saturating_add(chunk).min(bytes.len())];
+        let source = engine.span_scanner().filter(|_| every > 0).map(|mut scanner| {
+            let checks = scanner
+                .plan(data)
+                .step_by(every)
+                .filter_map(|p| Some((p.offset(), p.scan()?)))
+                .collect();
+            Box::new(Scanned(checks, taken.clone())) as Box<dyn SpanSource>
+        });
+        engine.set_span_source(source);
+        let r = engine.handle_input(data);
+        engine.set_span_source(None);
+        match r {
+            Ok(used) => pos += used,
+            Err(e) => return (out, Some(e), taken.load(Ordering::Relaxed)),
+        }
+        let before = out.len();
+        while let Some(ev) = engine.poll_event() {
+            out.push(ev);
+        }
+        if pos >= bytes.len() && out.len() == before {
+            return (out, None, taken.load(Ordering::Relaxed));
+        }
+    }
+}
+
+#[test]
+fn rows_checked_elsewhere_give_the_same_events_on_every_file() {
+    let mut inputs = vec![
+        ("types.000001".to_owned(), fixture("types.000001")),
+        ("types.000002".to_owned(), fixture("types.000002")),
+    ];
+    if let Some(dir) = corpus_dir() {
+        for entry in common::census(&dir) {
+            let file = entry["file"].as_str().expect("file").to_owned();
+            let bytes = read_binlog(&dir.join(&file));
+            inputs.push((file, bytes));
+        }
+    }
+    let mut used = 0;
+    for (name, bytes) in &inputs {
+        for (chunk, every) in [(usize::MAX, 1), (64 << 10, 2), (4096, 1)] {
+            let (want, want_err, _) = all_events_scanned(bytes, chunk, 0);
+            let (got, err, taken) = all_events_scanned(bytes, chunk, every);
+            used += taken;
+            assert_eq!(err, want_err, "{name} chunk {chunk}");
+            assert_eq!(got.len(), want.len(), "{name} chunk {chunk}");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "{name} chunk {chunk}");
+                assert_eq!(line(g), line(w), "{name} chunk {chunk}");
+            }
+        }
+    }
+    assert!(used > 1000, "only {used} rows events were checked elsewhere");
 }

@@ -54,6 +54,7 @@
 pub mod filter;
 pub mod gtid_set;
 pub mod json_lines;
+mod spans;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -72,6 +73,7 @@ use crate::{
 
 pub use filter::TableFilter;
 pub use gtid_set::{MariaGtidPos, MysqlGtidSet};
+pub use spans::{Plan, PlannedRows, ScannedRows, SpanScanner, SpanSource};
 
 /// Errors of the change-event layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -646,7 +648,8 @@ pub struct Engine {
     config: EngineConfig,
     decoder: BinlogDecoder,
     pending: Vec<u8>,
-    tables: HashMap<u64, (Vec<u8>, Arc<TableInfo>)>,
+    /// Table maps in force: the TABLE_MAP body (to spot a re-sent one) and what it says.
+    tables: HashMap<u64, (Arc<[u8]>, Arc<TableInfo>)>,
     schema: Option<Box<dyn SchemaSource + Send>>,
     file: Arc<str>,
     last_offset: u64,
@@ -667,6 +670,10 @@ pub struct Engine {
     checkpoint: Checkpoint,
     statement: Option<Arc<str>>,
     failed: Option<EngineError>,
+    /// Rows checks made elsewhere ([`SpanSource`]); consulted for top-level rows events only.
+    span_source: Option<Box<dyn SpanSource>>,
+    /// Inside a compressed transaction payload (its events are never checked elsewhere).
+    in_payload: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -710,6 +717,8 @@ impl Engine {
             queued_bytes: 0,
             statement: None,
             failed: None,
+            span_source: None,
+            in_payload: false,
             config,
         }
     }
@@ -768,6 +777,7 @@ impl Engine {
         self.decoder = BinlogDecoder::new(self.config.decoder.clone());
         self.pending.clear();
         self.tables.clear();
+        self.span_source = None;
         self.txn = Txn::default();
         self.prepared.clear();
         self.statement = None;
@@ -1016,12 +1026,18 @@ impl Engine {
                     )));
                 };
                 let mut inner = p.events(fde, ev.offset);
-                while let Some(mut iev) = inner.next_event()? {
-                    // Inner events carry no useful log_pos: report the payload's.
-                    iev.header.log_pos = ev.header.log_pos;
-                    iev.header.timestamp = ev.header.timestamp;
-                    self.process(&iev, Some(fde))?;
-                }
+                self.in_payload = true;
+                let r = (|| -> Result<(), EngineError> {
+                    while let Some(mut iev) = inner.next_event()? {
+                        // Inner events carry no useful log_pos: report the payload's.
+                        iev.header.log_pos = ev.header.log_pos;
+                        iev.header.timestamp = ev.header.timestamp;
+                        self.process(&iev, Some(fde))?;
+                    }
+                    Ok(())
+                })();
+                self.in_payload = false;
+                r?;
             }
             EventData::RowsQuery(q) | EventData::MariaAnnotateRows(q) => {
                 self.statement = Some(Arc::from(q.as_ref()));
@@ -1182,7 +1198,7 @@ impl Engine {
     fn table_map(&mut self, ev: &Event<'_>, tm: &TableMap<'_>) -> Result<(), EngineError> {
         let body = &ev.raw[crate::HEADER_LEN..];
         if let Some((raw, _)) = self.tables.get(&tm.table_id) {
-            if raw.as_slice() == body {
+            if raw.as_ref() == body {
                 return Ok(());
             }
         }
@@ -1229,18 +1245,23 @@ impl Engine {
             column_names,
         };
         self.tables
-            .insert(tm.table_id, (body.to_vec(), Arc::new(info)));
+            .insert(tm.table_id, (Arc::from(body), Arc::new(info)));
         Ok(())
     }
 
+    /// The allocation limit rows are checked and decoded with.
+    fn max_alloc(&self) -> usize {
+        self.config.max_buffered_transaction_bytes.max(1 << 30)
+    }
+
     fn rows(&mut self, ev: &Event<'_>, rows: &RowsEvent<'_>) -> Result<(), EngineError> {
-        let Some((_, table)) = self.tables.get(&rows.table_id) else {
+        let Some((raw, table)) = self.tables.get(&rows.table_id) else {
             return Err(EngineError::UnknownTable {
                 table_id: rows.table_id,
                 offset: ev.offset,
             });
         };
-        let table = table.clone();
+        let (raw, table) = (raw.clone(), table.clone());
         let position = self.position(&ev.header);
         if self.config.filter.allows(&table.database, &table.table) {
             let kind = match rows.kind {
@@ -1248,7 +1269,16 @@ impl Engine {
                 RowsKind::Update | RowsKind::PartialUpdate => ChangeKind::Update,
                 RowsKind::Delete => ChangeKind::Delete,
             };
-            let max_alloc = self.config.max_buffered_transaction_bytes.max(1 << 30);
+            let max_alloc = self.max_alloc();
+            let scanned = if self.span_source.is_some()
+                && !self.in_payload
+                && rows.kind != RowsKind::PartialUpdate
+                && !self.config.decoded_images
+            {
+                self.scanned(ev.offset, &raw, rows)
+            } else {
+                None
+            };
             let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
             let txn = &mut self.txn;
             // One shared part per rows event, made once its rows have all decoded.
@@ -1297,11 +1327,17 @@ impl Engine {
             } else {
                 // Every row is checked before any is queued, so the rows bytes are copied once
                 // and only for an event that decodes.
-                let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
                 let spans = &mut self.spans;
-                spans.clear();
-                while let Some(s) = it.next_spans() {
-                    spans.push(s.map_err(err)?);
+                match scanned {
+                    // Checked elsewhere (see `spans`): the same rows, the same table map.
+                    Some(s) => *spans = s,
+                    None => {
+                        spans.clear();
+                        let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
+                        while let Some(s) = it.next_spans() {
+                            spans.push(s.map_err(err)?);
+                        }
+                    }
                 }
                 if !spans.is_empty() {
                     let shared = shared(Some(rows.clone().into_owned()));
