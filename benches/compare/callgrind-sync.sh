@@ -11,7 +11,11 @@
 #     instructions per row event = (Ir(LARGE) - Ir(SMALL)) / (3 * (LARGE - SMALL))
 # Threads are counted apart: the calling thread runs the Python loop, so its count is the one
 # the benchmark's time follows; ours also decodes on a helper thread (the other threads' column),
-# which runs beside the loop on a second core.
+# which runs beside the loop on a second core. valgrind runs one thread at a time, though: the
+# rows checks `feed` shares with the helper (it checks rows events ahead of the engine, and the
+# engine checks whatever the helper has not reached) mostly fall back on the calling thread
+# under valgrind, so for ours the calling-thread count is an upper bound; the timed run.sh
+# (and perf) show the split of a real run.
 #
 # Usage: bash benches/compare/callgrind-sync.sh [SMALL [LARGE]]      (defaults 2000 and 20000)
 # MES_CALLGRIND_TOP=N also prints where ours spends the calling thread's: the N functions with

@@ -1,7 +1,9 @@
 //! The GIL-free part of `CdcEngine`: framing of fed bytes into whole binlog events, the
 //! change-event [`Engine`] (which checks every row in `feed`), the decode-ahead helper thread
-//! that decodes checked rows into values while earlier events are converted (`Ahead`), the
-//! event queue with its count / byte limits, the resume position, filters and the error latch.
+//! that decodes checked rows into values while earlier events are converted (`Ahead`) and,
+//! during a large `feed` call, checks rows events of its later part while the engine works
+//! through the earlier one (`Board`), the event queue with its count / byte limits, the
+//! resume position, filters and the error latch.
 //! Nothing here touches Python, so `feed` runs with the GIL released; the conversion into
 //! Python objects is `convert`'s.
 //!
@@ -12,19 +14,29 @@
 //! event at a time gives all of that with the engine's public API, at the cost of one header
 //! parse per event.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use mysql_binlog_codec::engine::{
-    ChangeEvent, Engine, EngineConfig, EngineError, EngineEvent, TableFilter, TableInfo, json_lines,
+    ChangeEvent, Engine, EngineConfig, EngineError, EngineEvent, ScannedRows, SpanScanner,
+    SpanSource, TableFilter, TableInfo, json_lines,
 };
 use mysql_binlog_codec::value::JsonValue;
 use mysql_binlog_codec::{
     AsciiText, BINLOG_MAGIC, BinlogDecoder, ChecksumAlg, ColumnType, DecodeErrorKind,
     DecoderConfig, EventData, HEADER_LEN, MagicMode, Value,
 };
+
+/// `feed` shares the rows checks of at most this many bytes at a time with the helper.
+const SCAN_WINDOW: usize = 4 << 20;
+/// ... and only of at least this many (below, the hand-off costs more than it saves).
+pub const SCAN_MIN: usize = 128 << 10;
+/// The engine's own share of a window at first, and how it adapts (see `FeedState::scan_skip`).
+const SCAN_SKIP_START: f64 = 0.15;
+const SCAN_SKIP_STEP_UP: f64 = 0.05;
+const SCAN_SKIP_STEP_DOWN: f64 = 0.01;
+const SCAN_SKIP_MAX: f64 = 0.8;
 
 /// `MesErrorCode.PARSE`.
 pub const CODE_PARSE: i32 = 100;
@@ -254,6 +266,88 @@ enum Job {
     /// memory on the thread that allocated it is the allocator's fast path (freeing it on the
     /// caller's thread cost the caller ~400 instructions per row change, callgrind).
     Drop(Vec<Ready>),
+    /// Check rows events of a window of `feed`'s bytes for the engine (see [`Board`]).
+    Scan(Box<ScanJob>),
+}
+
+/// A window of a `feed` call's bytes whose rows events the helper checks.
+struct ScanJob {
+    /// A copy of the window (the caller's bytes are only borrowed for the call).
+    data: Vec<u8>,
+    scanner: SpanScanner,
+    board: Arc<Board>,
+}
+
+/// Where the helper leaves its rows checks for one window and the engine takes them.
+///
+/// The engine walks the window forward and checks the rows events before `from` itself; the
+/// helper frames the window and checks the rows events from `from` on, forward. Neither ever
+/// waits for the other: when the engine reaches a rows event the helper has not passed yet, it
+/// closes the board (the helper stops) and checks the rest itself. `from` is chosen so that
+/// the helper usually stays ahead to the window's end (see `FeedState::scan_skip`): the
+/// engine's own work per row (framing, queueing) is then all the rows cost the caller.
+struct Board {
+    from: u64,
+    state: Mutex<BoardState>,
+}
+
+#[derive(Default)]
+struct BoardState {
+    /// Checks made, by rows event offset.
+    done: HashMap<u64, ScannedRows>,
+    /// Offset of the last rows event the helper passed (checked or not).
+    helper_at: u64,
+    /// The helper stops at its next rows event.
+    closed: bool,
+    /// The engine reached a rows event at or after `from` that the helper had not passed.
+    caught_up: bool,
+}
+
+impl Board {
+    fn state(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The helper's side: check the window's rows events from `from` on, until closed.
+    fn scan(&self, mut scanner: SpanScanner, data: &[u8]) {
+        for planned in scanner.plan(data) {
+            if planned.offset() < self.from {
+                continue;
+            }
+            if self.state().closed {
+                return;
+            }
+            let checked = planned.scan();
+            let mut st = self.state();
+            if let Some(c) = checked {
+                st.done.insert(planned.offset(), c);
+            }
+            st.helper_at = planned.offset();
+            if st.closed {
+                return;
+            }
+        }
+    }
+}
+
+/// The engine's side of a [`Board`].
+struct BoardSource(Arc<Board>);
+
+impl SpanSource for BoardSource {
+    fn take(&mut self, offset: u64) -> Option<ScannedRows> {
+        if offset < self.0.from {
+            return None;
+        }
+        let mut st = self.0.state();
+        if let Some(c) = st.done.remove(&offset) {
+            return Some(c);
+        }
+        if offset > st.helper_at {
+            st.closed = true;
+            st.caught_up = true;
+        }
+        None
+    }
 }
 
 impl Ahead {
@@ -274,6 +368,19 @@ impl Ahead {
                         Job::Decode(batch) => batch,
                         Job::Drop(done) => {
                             drop(done);
+                            continue;
+                        }
+                        Job::Scan(job) => {
+                            let ScanJob {
+                                data,
+                                scanner,
+                                board,
+                            } = *job;
+                            // Should it panic, the engine checks what is left itself.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                board.scan(scanner, &data);
+                            }));
+                            board.state().closed = true;
                             continue;
                         }
                     };
@@ -340,6 +447,16 @@ pub struct FeedState {
     /// Converted events to be dropped by the helper (see [`Job::Drop`]), and their bytes.
     trash: Vec<Ready>,
     trash_bytes: usize,
+    /// The window of the current `feed` call whose rows the helper checks (see [`Board`]).
+    board: Option<Arc<Board>>,
+    /// Index in the current `feed` call's bytes where its scan window ends: no new window is
+    /// opened before it.
+    window_end: usize,
+    /// The share of a window whose rows the engine checks itself before the helper's part
+    /// begins: raised when the engine caught up with the helper, lowered when it did not.
+    scan_skip: f64,
+    /// See [`FeedState::set_decode_ahead`].
+    scan_min: Option<usize>,
     file: Arc<str>,
     offset: u64,
     /// File offset of the next event (the contract feeds files without their 4-byte magic,
@@ -498,6 +615,10 @@ impl FeedState {
             inline_events: INLINE_EVENTS,
             trash: Vec::new(),
             trash_bytes: 0,
+            board: None,
+            window_end: 0,
+            scan_skip: SCAN_SKIP_START,
+            scan_min: Some(SCAN_MIN),
             file: Arc::from(""),
             offset: 0,
             stream_offset: 4,
@@ -511,9 +632,12 @@ impl FeedState {
 
     /// Whether images may be decoded by the decode-ahead helper (on by default), and after
     /// how many events of one `feed` call (default 64); off, every image is
-    /// decoded by `feed` itself. For comparisons and tests: the events are the same.
-    pub fn set_decode_ahead(&mut self, on: bool, inline_events: usize) {
+    /// decoded by `feed` itself. `scan_min`: the fewest bytes a `feed` call shares with the
+    /// helper for checking rows (default [`SCAN_MIN`]; `None`: never). For comparisons and
+    /// tests: the events are the same.
+    pub fn set_decode_ahead(&mut self, on: bool, inline_events: usize, scan_min: Option<usize>) {
         self.inline_events = inline_events;
+        self.scan_min = scan_min;
         if !on {
             self.send_ahead();
             self.end_ahead();
@@ -538,6 +662,7 @@ impl FeedState {
     /// Clear the parser state, table maps, position and error; keep queued events, filters
     /// and settings.
     pub fn reset(&mut self) {
+        self.close_window(false);
         let (engine, meta) = build_engine(&self.settings);
         self.engine = engine;
         self.meta = meta;
@@ -829,6 +954,7 @@ impl FeedState {
                     return;
                 }
                 Err(mpsc::SendError(Job::Decode(batch) | Job::Drop(batch))) => batch,
+                Err(mpsc::SendError(Job::Scan(_))) => Vec::new(),
             },
             None => batch,
         };
@@ -869,7 +995,10 @@ impl FeedState {
             });
         }
         self.produced = 0;
+        self.window_end = 0;
         let r = self.feed_inner(data);
+        let completed = matches!(r, Ok(n) if n >= self.window_end);
+        self.close_window(completed);
         // Events queued before an error stay deliverable, as without the helper.
         self.send_ahead();
         match r {
@@ -887,6 +1016,63 @@ impl FeedState {
                 self.failed = Some(e.clone());
                 Err(e)
             }
+        }
+    }
+
+    /// Share `data[pos..]` (up to [`SCAN_WINDOW`] bytes, at an event boundary) with the
+    /// helper, which checks the rows events of its later part while the engine works through
+    /// it (see [`Board`]). Nothing when the rest is short, the helper is off or not in this
+    /// process, or the engine cannot give a scanner.
+    fn open_window(&mut self, data: &[u8], pos: usize) {
+        self.close_window(true);
+        self.window_end = data.len();
+        let rest = data.len() - pos;
+        if self.scan_min.is_none_or(|min| rest < min.max(1)) || self.ahead_unavailable {
+            return;
+        }
+        let Some(scanner) = self.engine.span_scanner() else {
+            return;
+        };
+        if self.ahead.is_none() {
+            self.ahead = Ahead::start(self.settings.native);
+            self.ahead_unavailable = self.ahead.is_none();
+        }
+        let Some(ahead) = self.ahead.as_ref().filter(|a| a.in_this_process()) else {
+            return;
+        };
+        let len = rest.min(SCAN_WINDOW);
+        self.window_end = pos + len;
+        // The engine's part first, the helper's from `from` on.
+        let skip = (len as f64 * self.scan_skip) as u64;
+        let board = Arc::new(Board {
+            from: scanner.offset() + skip,
+            state: Mutex::default(),
+        });
+        let job = ScanJob {
+            data: data[pos..pos + len].to_vec(),
+            scanner,
+            board: board.clone(),
+        };
+        if ahead.to.send(Job::Scan(Box::new(job))).is_ok() {
+            self.engine
+                .set_span_source(Some(Box::new(BoardSource(board.clone()))));
+            self.board = Some(board);
+        }
+    }
+
+    /// End the current scan window (the helper stops at its next rows event) and learn from
+    /// it: `completed` when the engine went through the whole window.
+    fn close_window(&mut self, completed: bool) {
+        let Some(board) = self.board.take() else {
+            return;
+        };
+        self.engine.set_span_source(None);
+        let mut st = board.state();
+        st.closed = true;
+        if st.caught_up {
+            self.scan_skip = (self.scan_skip + SCAN_SKIP_STEP_UP).min(SCAN_SKIP_MAX);
+        } else if completed {
+            self.scan_skip = (self.scan_skip - SCAN_SKIP_STEP_DOWN).max(0.0);
         }
     }
 
@@ -954,6 +1140,9 @@ impl FeedState {
                     self.partial.buf.extend_from_slice(rest);
                     pos = data.len();
                     break;
+                }
+                if pos >= self.window_end {
+                    self.open_window(data, pos);
                 }
                 self.process(&rest[..size])?;
                 pos += size;
@@ -1302,6 +1491,75 @@ mod tests {
         let (ids, _) = drain_ids(&mut s);
         assert_eq!(ids, (0..750).collect::<Vec<i64>>());
         assert!(!s.has_events());
+    }
+
+    #[test]
+    fn rows_checked_by_the_helper_keep_order_count_and_errors() {
+        let data = int_stream(3000, 7, None);
+        let expected: Vec<i64> = (0..21000).collect();
+        for (scan_min, chunk) in [(Some(1), data.len()), (Some(1), 20_000), (None, data.len())] {
+            let mut s = FeedState::new();
+            s.set_decode_ahead(true, 64, scan_min);
+            let (mut ids, mut at) = (Vec::new(), 0);
+            while at < data.len() {
+                let end = (at + chunk).min(data.len());
+                at += s.feed(&data[at..end]).expect("feed");
+                ids.extend(drain_ids(&mut s).0);
+            }
+            assert_eq!(ids, expected, "scan_min {scan_min:?}, chunk {chunk}");
+            assert!(s.board.is_none());
+        }
+        // An unknown table in the helper's part: the engine raises it, with every event before.
+        let data = int_stream(3000, 3, Some(2500));
+        let mut s = FeedState::new();
+        s.set_decode_ahead(true, 64, Some(1));
+        let e = s.feed(&data).expect_err("unknown table");
+        assert_eq!(e.code, CODE_DECODE_ROW);
+        assert_eq!(drain_ids(&mut s).0, (0..7500).collect::<Vec<i64>>());
+    }
+
+    /// Feed `data` after its first two events (FDE, TABLE_MAP) with the rows checks a helper
+    /// made of the first `scanned` parts in 100 of the rest, from `skip` parts in 100 on, before
+    /// feeding (so it is ahead all along); returns the board.
+    fn feed_with_checks(data: &[u8], scanned: usize, skip: usize) -> (Vec<i64>, Arc<Board>) {
+        let mut s = FeedState::new();
+        s.set_decode_ahead(true, 64, None);
+        let head = {
+            let fde = u32_at(data, 9) as usize;
+            fde + u32_at(data, fde + 9) as usize
+        };
+        assert_eq!(s.feed(&data[..head]).expect("feed"), head);
+        let scanner = s.engine.span_scanner().expect("a scanner");
+        let rest = data.len() - head;
+        let board = Arc::new(Board {
+            from: scanner.offset() + (rest * skip / 100) as u64,
+            state: Mutex::default(),
+        });
+        board.scan(scanner, &data[head..head + rest * scanned / 100]);
+        s.engine
+            .set_span_source(Some(Box::new(BoardSource(board.clone()))));
+        assert_eq!(s.feed(&data[head..]).expect("feed"), data.len() - head);
+        (drain_ids(&mut s).0, board)
+    }
+
+    #[test]
+    fn the_engine_takes_the_helpers_checks_and_catches_up_where_they_end() {
+        let data = int_stream(400, 5, None);
+        let expected: Vec<i64> = (0..2000).collect();
+        // Every rows event checked ahead: the engine takes every check, never catches up.
+        let (ids, board) = feed_with_checks(&data, 100, 0);
+        assert_eq!(ids, expected);
+        let st = board.state();
+        assert!(st.helper_at > board.from, "the helper checked rows events");
+        assert!(st.done.is_empty() && !st.caught_up && !st.closed);
+        drop(st);
+        // The first third is the engine's, the helper checked up to the middle: the engine
+        // takes what it finds, catches up in the middle, and the helper is told to stop.
+        let (ids, board) = feed_with_checks(&data, 50, 33);
+        assert_eq!(ids, expected);
+        let st = board.state();
+        assert!(st.done.is_empty() && st.caught_up && st.closed);
+        assert!(st.helper_at >= board.from);
     }
 
     #[test]

@@ -373,11 +373,18 @@ impl NativeEngine {
 
     /// Decode every row image in `feed` (`False`) instead of partly on the decode-ahead
     /// helper thread (`True`, the default: after the first `inline_events` events of a `feed`
-    /// call); for tests and comparisons.
-    #[pyo3(signature = (on, inline_events = 64))]
-    fn _set_decode_ahead(&self, py: Python<'_>, on: bool, inline_events: usize) -> PyResult<()> {
+    /// call); with the helper, a `feed` call of at least `scan_min` bytes (`None`: none) also
+    /// has it check part of the rows. For tests and comparisons.
+    #[pyo3(signature = (on, inline_events = 64, scan_min = Some(feed::SCAN_MIN)))]
+    fn _set_decode_ahead(
+        &self,
+        py: Python<'_>,
+        on: bool,
+        inline_events: usize,
+        scan_min: Option<usize>,
+    ) -> PyResult<()> {
         self.with_open(py, |feed, _| {
-            py.detach(|| feed.set_decode_ahead(on, inline_events));
+            py.detach(|| feed.set_decode_ahead(on, inline_events, scan_min));
             Ok(())
         })
     }

@@ -578,14 +578,17 @@ fn all_events_scanned(
     let mut pos = 0usize;
     loop {
         let data = &bytes[pos..pos.saturating_add(chunk).min(bytes.len())];
-        let source = engine.span_scanner().filter(|_| every > 0).map(|mut scanner| {
-            let checks = scanner
-                .plan(data)
-                .step_by(every)
-                .filter_map(|p| Some((p.offset(), p.scan()?)))
-                .collect();
-            Box::new(Scanned(checks, taken.clone())) as Box<dyn SpanSource>
-        });
+        let source = engine
+            .span_scanner()
+            .filter(|_| every > 0)
+            .map(|mut scanner| {
+                let checks = scanner
+                    .plan(data)
+                    .step_by(every)
+                    .filter_map(|p| Some((p.offset(), p.scan()?)))
+                    .collect();
+                Box::new(Scanned(checks, taken.clone())) as Box<dyn SpanSource>
+            });
         engine.set_span_source(source);
         let r = engine.handle_input(data);
         engine.set_span_source(None);
@@ -630,5 +633,8 @@ fn rows_checked_elsewhere_give_the_same_events_on_every_file() {
             }
         }
     }
-    assert!(used > 1000, "only {used} rows events were checked elsewhere");
+    assert!(
+        used > 1000,
+        "only {used} rows events were checked elsewhere"
+    );
 }

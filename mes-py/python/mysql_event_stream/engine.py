@@ -50,7 +50,9 @@ class CdcEngine(_native.NativeEngine):
     ``feed`` checks every row of what it consumes (so every decode error raises from ``feed``);
     when one call queues more than 64 events, the rest are decoded into values by a helper
     thread of the engine while ``next_event()`` converts the earlier ones (started on first
-    need, ended by ``close()`` or when the engine is dropped; no Python code runs on it).
+    need, ended by ``close()`` or when the engine is dropped; no Python code runs on it). For
+    a call of 128 KiB or more, the helper also checks part of the rows while ``feed`` works
+    through the rest; ``feed`` still returns only when every row it consumed is checked.
     Feed the bytes of a binlog stream (a file without its 4-byte ``\\xfebin`` magic, or what
     ``BinlogClient.poll()`` returns), then pull events::
 
