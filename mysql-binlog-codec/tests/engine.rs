@@ -432,8 +432,8 @@ fn all_events(config: EngineConfig, bytes: &[u8]) -> (Vec<EngineEvent>, Option<E
     }
 }
 
-#[test]
-fn decoded_images_equal_lazy_images_on_every_file() {
+/// The MariaDB fixtures and every corpus file (when the corpus is there), by name.
+fn every_file() -> Vec<(String, Vec<u8>)> {
     let mut inputs = vec![
         ("types.000001".to_owned(), fixture("types.000001")),
         ("types.000002".to_owned(), fixture("types.000002")),
@@ -445,6 +445,12 @@ fn decoded_images_equal_lazy_images_on_every_file() {
             inputs.push((file, bytes));
         }
     }
+    inputs
+}
+
+#[test]
+fn decoded_images_equal_lazy_images_on_every_file() {
+    let inputs = every_file();
     let mut changes = 0;
     for (name, bytes) in &inputs {
         let (lazy, lazy_err) = all_events(EngineConfig::default(), bytes);
@@ -608,17 +614,7 @@ fn all_events_scanned(
 
 #[test]
 fn rows_checked_elsewhere_give_the_same_events_on_every_file() {
-    let mut inputs = vec![
-        ("types.000001".to_owned(), fixture("types.000001")),
-        ("types.000002".to_owned(), fixture("types.000002")),
-    ];
-    if let Some(dir) = corpus_dir() {
-        for entry in common::census(&dir) {
-            let file = entry["file"].as_str().expect("file").to_owned();
-            let bytes = read_binlog(&dir.join(&file));
-            inputs.push((file, bytes));
-        }
-    }
+    let inputs = every_file();
     let mut used = 0;
     for (name, bytes) in &inputs {
         for (chunk, every) in [(usize::MAX, 1), (64 << 10, 2), (4096, 1)] {
