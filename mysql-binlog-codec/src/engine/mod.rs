@@ -11,7 +11,8 @@
 //! all the rows of that event; every value was checked when the event arrived) and
 //! [`ChangeEvent::before`] / [`ChangeEvent::after`] decode them on demand, borrowing from it —
 //! on the consumer's thread when the engine runs on a driver's reader thread.
-//! [`EngineConfig::with_decoded_images`] decodes them on the engine's thread instead.
+//! [`EngineConfig::with_decoded_images`] decodes them on the engine's thread instead, and
+//! [`spans`] lets another thread check rows ahead of the engine.
 //!
 //! Guarantees:
 //! - a transaction's change events are queued only once its commit (XID, `COMMIT`, DDL,
@@ -54,7 +55,7 @@
 pub mod filter;
 pub mod gtid_set;
 pub mod json_lines;
-mod spans;
+pub mod spans;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
