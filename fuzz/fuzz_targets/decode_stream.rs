@@ -14,7 +14,9 @@
 //! same bytes N at a time into a growing buffer, dropping consumed prefixes as a socket reader
 //! would. Both passes must yield the same `(offset, raw bytes)` sequence and the same final
 //! error-or-ok. Pass 3 feeds the bytes to the change-event engine: every image of a change it
-//! hands out must decode. Nothing may panic.
+//! hands out must decode. Pass 4 feeds them to the engine again with every rows event checked
+//! ahead by a `SpanScanner` (as a helper thread would): the engine must hand out the same events
+//! and end the same way as when it checks the rows itself. Nothing may panic.
 
 #![no_main]
 
@@ -23,7 +25,7 @@ use std::fmt::Write as _;
 
 use libfuzzer_sys::fuzz_target;
 use mysql_binlog_codec::engine::json_lines::write_change;
-use mysql_binlog_codec::engine::{Engine, EngineConfig, EngineEvent};
+use mysql_binlog_codec::engine::{Engine, EngineConfig, EngineEvent, ScannedRows, SpanSource};
 use mysql_binlog_codec::text::write_row;
 use mysql_binlog_codec::{
     BINLOG_MAGIC, BinlogDecoder, DecodeError, DecoderConfig, Event, EventData, FormatDescription,
@@ -227,7 +229,60 @@ fuzz_target!(|data: &[u8]| {
     );
 
     engine_pass(ctl, &input);
+    assert_eq!(
+        checked_elsewhere_pass(ctl, &input, false),
+        checked_elsewhere_pass(ctl, &input, true),
+        "rows checked ahead changed the engine's output"
+    );
 });
+
+/// Checks made ahead, by stream offset.
+struct Ahead(HashMap<u64, ScannedRows>);
+
+impl SpanSource for Ahead {
+    fn take(&mut self, offset: u64) -> Option<ScannedRows> {
+        self.0.remove(&offset)
+    }
+}
+
+/// Pass 4: the engine's events (as their Debug text, which shows decoded values; a NaN would
+/// make `==` on values fail) and its error, fed 4 KiB at a time; with `ahead`, every rows event
+/// of each piece is first checked by a `SpanScanner` taken from the engine.
+fn checked_elsewhere_pass(ctl: u8, input: &[u8], ahead: bool) -> (Vec<String>, Option<String>) {
+    let mut engine = Engine::new(
+        EngineConfig::default()
+            .with_decoder(config(ctl))
+            .with_max_buffered_transaction_bytes(MAX_ALLOC),
+    );
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let piece = &input[pos..(pos + 4096).min(input.len())];
+        let source = engine.span_scanner().filter(|_| ahead).map(|mut scanner| {
+            let checks = scanner
+                .plan(piece)
+                .filter_map(|p| Some((p.offset(), p.scan()?)))
+                .collect();
+            Box::new(Ahead(checks)) as Box<dyn SpanSource>
+        });
+        engine.set_span_source(source);
+        let r = engine.handle_input(piece);
+        engine.set_span_source(None);
+        let used = match r {
+            Ok(used) => used,
+            Err(e) => return (out, Some(format!("{e:?}"))),
+        };
+        pos += used;
+        let mut polled = false;
+        while let Some(ev) = engine.poll_event() {
+            polled = true;
+            out.push(format!("{ev:?}"));
+        }
+        if pos >= input.len() || (used == 0 && !polled) {
+            return (out, None);
+        }
+    }
+}
 
 /// Pass 3: the change-event engine over the same bytes (lazy images, then decoded images).
 /// Nothing may panic, and every image of a change it hands out decodes: the engine checked
