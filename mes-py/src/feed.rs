@@ -310,6 +310,10 @@ impl Board {
 
     /// The helper's side: check the window's rows events from `from` on, until closed.
     fn scan(&self, mut scanner: SpanScanner, data: &[u8]) {
+        // Closed while queued (the engine already went through the window): nothing to frame.
+        if self.state().closed {
+            return;
+        }
         for planned in scanner.plan(data) {
             if planned.offset() < self.from {
                 continue;
