@@ -380,11 +380,11 @@ impl Ahead {
                                 scanner,
                                 board,
                             } = *job;
-                            // Should it panic, the engine checks what is left itself.
+                            // Should it panic, the engine checks what is left itself (it
+                            // catches up with the last event the helper passed).
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 board.scan(scanner, &data);
                             }));
-                            board.state().closed = true;
                             continue;
                         }
                     };
@@ -635,7 +635,7 @@ impl FeedState {
     }
 
     /// Whether images may be decoded by the decode-ahead helper (on by default), and after
-    /// how many events of one `feed` call (default 64); off, every image is
+    /// how many events of one `feed` call (default [`INLINE_EVENTS`]); off, every image is
     /// decoded by `feed` itself. `scan_min`: the fewest bytes a `feed` call shares with the
     /// helper for checking rows (default [`SCAN_MIN`]; `None`: never). For comparisons and
     /// tests: the events are the same.
@@ -939,10 +939,7 @@ impl FeedState {
         if self.outgoing.is_empty() {
             return;
         }
-        if self.ahead.is_none() && !self.ahead_unavailable {
-            self.ahead = Ahead::start(self.settings.native);
-            self.ahead_unavailable = self.ahead.is_none();
-        }
+        self.start_ahead();
         if self.ahead.as_ref().is_some_and(|a| !a.in_this_process()) {
             // A forked child: no helper thread here; what the parent's held is lost to us.
             self.lose_ahead();
@@ -968,6 +965,14 @@ impl FeedState {
         for mut r in unsent {
             let _ = r.event.decode_images();
             self.queue.push_back(r);
+        }
+    }
+
+    /// Start the helper unless it runs or cannot run.
+    fn start_ahead(&mut self) {
+        if self.ahead.is_none() && !self.ahead_unavailable {
+            self.ahead = Ahead::start(self.settings.native);
+            self.ahead_unavailable = self.ahead.is_none();
         }
     }
 
@@ -1037,10 +1042,7 @@ impl FeedState {
         let Some(scanner) = self.engine.span_scanner() else {
             return;
         };
-        if self.ahead.is_none() {
-            self.ahead = Ahead::start(self.settings.native);
-            self.ahead_unavailable = self.ahead.is_none();
-        }
+        self.start_ahead();
         let Some(ahead) = self.ahead.as_ref().filter(|a| a.in_this_process()) else {
             return;
         };

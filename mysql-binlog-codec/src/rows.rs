@@ -106,6 +106,22 @@ impl<'a> RowsEvent<'a> {
         }
     }
 
+    /// Check every row change (see [`Rows::next_spans`]) and put where each one's images lie
+    /// in `spans` (cleared first); stops at the first error.
+    pub(crate) fn check_rows(
+        &self,
+        table: &TableMap<'_>,
+        max_alloc: usize,
+        spans: &mut Vec<RowSpans>,
+    ) -> PResult<()> {
+        spans.clear();
+        let mut it = self.rows(table).with_max_alloc(max_alloc);
+        while let Some(s) = it.next_spans() {
+            spans.push(s?);
+        }
+        Ok(())
+    }
+
     /// Decode the one image that lies at `span` of [`Self::rows_data`] (a range from
     /// [`Rows::next_spans`] over this same event): the before image when `after` is false,
     /// else the after image. `max_alloc` caps decompressed column values as in

@@ -168,6 +168,16 @@ pub struct TableInfo {
 }
 
 impl TableInfo {
+    /// A table as its TABLE_MAP names it, with these column names.
+    fn new(map: TableMap<'static>, column_names: Option<Vec<String>>) -> Self {
+        Self {
+            database: map.database.to_string(),
+            table: map.table.to_string(),
+            map,
+            column_names,
+        }
+    }
+
     /// The key of column `i`: its name, or its index as text.
     pub fn column_key(&self, i: usize) -> String {
         self.column_names
@@ -1239,12 +1249,7 @@ impl Engine {
         if self.tables.len() >= MAX_TABLES {
             self.tables.clear();
         }
-        let info = TableInfo {
-            database: map.database.to_string(),
-            table: map.table.to_string(),
-            map,
-            column_names,
-        };
+        let info = TableInfo::new(map, column_names);
         self.tables
             .insert(tm.table_id, (Arc::from(body), Arc::new(info)));
         Ok(())
@@ -1256,13 +1261,13 @@ impl Engine {
     }
 
     fn rows(&mut self, ev: &Event<'_>, rows: &RowsEvent<'_>) -> Result<(), EngineError> {
-        let Some((raw, table)) = self.tables.get(&rows.table_id) else {
+        let Some((_, table)) = self.tables.get(&rows.table_id) else {
             return Err(EngineError::UnknownTable {
                 table_id: rows.table_id,
                 offset: ev.offset,
             });
         };
-        let (raw, table) = (raw.clone(), table.clone());
+        let table = table.clone();
         let position = self.position(&ev.header);
         if self.config.filter.allows(&table.database, &table.table) {
             let kind = match rows.kind {
@@ -1271,14 +1276,13 @@ impl Engine {
                 RowsKind::Delete => ChangeKind::Delete,
             };
             let max_alloc = self.max_alloc();
-            let scanned = if self.span_source.is_some()
-                && !self.in_payload
-                && rows.kind != RowsKind::PartialUpdate
-                && !self.config.decoded_images
-            {
-                self.scanned(ev.offset, &raw, rows)
-            } else {
+            // Decoded now: asked for, or a partial JSON update (its after image needs the
+            // before image's JSON). Else only checked, possibly elsewhere (see `spans`).
+            let decode_now = rows.kind == RowsKind::PartialUpdate || self.config.decoded_images;
+            let scanned = if decode_now || self.in_payload {
                 None
+            } else {
+                self.scanned(ev.offset, rows)
             };
             let err = |kind| DecodeError::new(kind, Some(ev.header.type_code), ev.offset);
             let txn = &mut self.txn;
@@ -1306,10 +1310,9 @@ impl Engine {
                 txn.events.push((ev, bytes));
                 txn.bytes += bytes;
             };
-            if rows.kind == RowsKind::PartialUpdate || self.config.decoded_images {
-                // Decoded now: asked for, or a partial JSON update (its after image needs the
-                // before image's JSON). Every row is decoded before any is queued: a rows event
-                // that fails part-way queues none of its rows.
+            if decode_now {
+                // Every row is decoded before any is queued: a rows event that fails part-way
+                // queues none of its rows.
                 let decoded = &mut self.decoded;
                 decoded.clear();
                 for change in rows.rows(&table.map).with_max_alloc(max_alloc) {
@@ -1332,13 +1335,7 @@ impl Engine {
                 match scanned {
                     // Checked elsewhere (see `spans`): the same rows, the same table map.
                     Some(s) => *spans = s,
-                    None => {
-                        spans.clear();
-                        let mut it = rows.rows(&table.map).with_max_alloc(max_alloc);
-                        while let Some(s) = it.next_spans() {
-                            spans.push(s.map_err(err)?);
-                        }
-                    }
+                    None => rows.check_rows(&table.map, max_alloc, spans).map_err(err)?,
                 }
                 if !spans.is_empty() {
                     let shared = shared(Some(rows.clone().into_owned()));

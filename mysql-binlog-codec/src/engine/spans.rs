@@ -15,7 +15,7 @@
 //!    meets and uses the answer instead of checking the rows itself.
 //!
 //! What this module is not: a scheduler. Who scans which event, and how the two threads meet
-//! (the engine walks forward, a helper typically scans from the end backwards), is the
+//! (e.g. the engine checks a buffer's first part itself and a helper the rest), is the
 //! caller's. Nothing here changes what the engine produces: an answer is used only when it
 //! was made from the same TABLE_MAP bytes and the same rows bytes (length and tiling checked),
 //! and a rows event that fails its check never gets an answer (the engine checks it itself
@@ -62,11 +62,10 @@ impl PlannedRows<'_> {
     /// that event itself and report the error).
     pub fn scan(&self) -> Option<ScannedRows> {
         let (raw, table) = &self.table;
-        let mut it = self.rows.rows(&table.map).with_max_alloc(self.max_alloc);
         let mut spans = Vec::new();
-        while let Some(s) = it.next_spans() {
-            spans.push(s.ok()?);
-        }
+        self.rows
+            .check_rows(&table.map, self.max_alloc, &mut spans)
+            .ok()?;
         Some(ScannedRows {
             table_map: raw.clone(),
             rows_len: self.rows.rows_data.len(),
@@ -133,13 +132,7 @@ impl<'a> Iterator for Plan<'a, '_> {
                         .get(&tm.table_id)
                         .is_some_and(|(raw, _)| raw.as_ref() == body);
                     if !same {
-                        let map = tm.into_owned();
-                        let info = TableInfo {
-                            database: map.database.to_string(),
-                            table: map.table.to_string(),
-                            map,
-                            column_names: None,
-                        };
+                        let info = TableInfo::new(tm.into_owned(), None);
                         s.tables
                             .insert(info.map.table_id, (Arc::from(body), Arc::new(info)));
                     }
@@ -208,15 +201,11 @@ impl Engine {
     }
 
     /// The check of this rows event made elsewhere, if there is one and it was made from the
-    /// same TABLE_MAP and rows bytes; its spans tile the rows bytes exactly.
-    pub(super) fn scanned(
-        &mut self,
-        offset: u64,
-        table_map: &[u8],
-        rows: &RowsEvent<'_>,
-    ) -> Option<Vec<RowSpans>> {
+    /// TABLE_MAP in force and the same rows bytes; its spans tile the rows bytes exactly.
+    pub(super) fn scanned(&mut self, offset: u64, rows: &RowsEvent<'_>) -> Option<Vec<RowSpans>> {
         let s = self.span_source.as_mut()?.take(offset)?;
-        if s.table_map.as_ref() != table_map || s.rows_len != rows.rows_data.len() {
+        let (table_map, _) = self.tables.get(&rows.table_id)?;
+        if s.table_map != *table_map || s.rows_len != rows.rows_data.len() {
             return None;
         }
         let (has_before, has_after) = rows.images();
@@ -262,7 +251,6 @@ mod tests {
             let at = usize::try_from(p.offset()).unwrap();
             assert_eq!(engine.handle_input(&bytes[..at]).unwrap(), at);
             let rows = rows_event(p);
-            let raw = p.table.0.clone();
             let mut offer = |s: ScannedRows| {
                 struct One(Option<ScannedRows>);
                 impl SpanSource for One {
@@ -271,7 +259,7 @@ mod tests {
                     }
                 }
                 engine.set_span_source(Some(Box::new(One(Some(s)))));
-                engine.scanned(p.offset(), &raw, &rows)
+                engine.scanned(p.offset(), &rows)
             };
             // As made: used.
             assert_eq!(offer(s.clone()).as_ref(), Some(&s.spans));
