@@ -98,7 +98,7 @@ impl<'a> RowsEvent<'a> {
     /// compressed columns). Iteration stops after the first error.
     pub fn rows<'t>(&'t self, table: &'t TableMap<'t>) -> Rows<'t> {
         Rows {
-            event: self,
+            head: self.head(),
             table,
             cursor: Cursor::new(&self.rows_data),
             failed: false,
@@ -134,39 +134,25 @@ impl<'a> RowsEvent<'a> {
         after: bool,
         max_alloc: usize,
     ) -> PResult<Row<'t>> {
-        let data = self
-            .rows_data
-            .get(span)
-            .ok_or(DecodeErrorKind::ShortBody { what: "row image" })?;
-        let mut rows = Rows {
-            event: self,
-            table,
-            cursor: Cursor::new(data),
-            failed: false,
-            max_alloc,
-        };
-        rows.check()?;
-        rows.image_of(after)
+        self.head()
+            .image_at(&self.rows_data, table, span, after, max_alloc)
+    }
+
+    /// What decoding this event's images needs besides the row bytes.
+    pub(crate) fn head(&self) -> RowsHead<'_> {
+        RowsHead {
+            kind: self.kind,
+            version: self.version,
+            table_id: self.table_id,
+            column_count: self.column_count,
+            columns_before: &self.columns_before,
+            columns_after: &self.columns_after,
+        }
     }
 
     /// Which images each row change has: (before, after).
     pub(crate) fn images(&self) -> (bool, bool) {
-        match self.kind {
-            RowsKind::Write => (false, true),
-            RowsKind::Delete => (true, false),
-            RowsKind::Update | RowsKind::PartialUpdate => (true, true),
-        }
-    }
-
-    /// The columns-present bitmap the before (`after` false) or after image is read with, and
-    /// whether its JSON columns may be partial. Only an UPDATE's after image has a bitmap of its
-    /// own; an INSERT's image (an after image) is described by the first one, `columns_before`.
-    fn layout(&self, after: bool) -> (&[u8], bool) {
-        match self.kind {
-            RowsKind::Update if after => (&self.columns_after, false),
-            RowsKind::PartialUpdate if after => (&self.columns_after, true),
-            _ => (&self.columns_before, false),
-        }
+        self.head().images()
     }
 
     /// Whether the statement ends with this event.
@@ -190,10 +176,68 @@ impl<'a> RowsEvent<'a> {
     }
 }
 
+/// What decoding the images of a rows event needs besides the row bytes: its kind, format,
+/// table id, column count and columns-present bitmaps (borrowed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowsHead<'t> {
+    pub(crate) kind: RowsKind,
+    pub(crate) version: u8,
+    pub(crate) table_id: u64,
+    pub(crate) column_count: usize,
+    pub(crate) columns_before: &'t [u8],
+    pub(crate) columns_after: &'t [u8],
+}
+
+impl<'t> RowsHead<'t> {
+    /// Which images each row change has: (before, after).
+    pub(crate) fn images(&self) -> (bool, bool) {
+        match self.kind {
+            RowsKind::Write => (false, true),
+            RowsKind::Delete => (true, false),
+            RowsKind::Update | RowsKind::PartialUpdate => (true, true),
+        }
+    }
+
+    /// The columns-present bitmap the before (`after` false) or after image is read with, and
+    /// whether its JSON columns may be partial. Only an UPDATE's after image has a bitmap of its
+    /// own; an INSERT's image (an after image) is described by the first one, `columns_before`.
+    fn layout(&self, after: bool) -> (&'t [u8], bool) {
+        match self.kind {
+            RowsKind::Update if after => (self.columns_after, false),
+            RowsKind::PartialUpdate if after => (self.columns_after, true),
+            _ => (self.columns_before, false),
+        }
+    }
+
+    /// [`RowsEvent::image_at`] with the event's row bytes passed as `rows_data`, so that the
+    /// image borrows from them rather than from the event.
+    pub(crate) fn image_at(
+        self,
+        rows_data: &'t [u8],
+        table: &'t TableMap<'t>,
+        span: Range<usize>,
+        after: bool,
+        max_alloc: usize,
+    ) -> PResult<Row<'t>> {
+        let data = rows_data
+            .get(span)
+            .ok_or(DecodeErrorKind::ShortBody { what: "row image" })?;
+        let mut rows = Rows {
+            head: self,
+            table,
+            cursor: Cursor::new(data),
+            failed: false,
+            max_alloc,
+        };
+        rows.check()?;
+        rows.image_of(after)
+    }
+}
+
 /// Iterator over the rows of a [`RowsEvent`].
 #[derive(Debug)]
 pub struct Rows<'t> {
-    event: &'t RowsEvent<'t>,
+    head: RowsHead<'t>,
     table: &'t TableMap<'t>,
     cursor: Cursor<'t>,
     failed: bool,
@@ -210,8 +254,8 @@ impl<'t> Rows<'t> {
     /// Decode the event's before (`after` false) or after image at the cursor.
     #[inline(always)]
     fn image_of(&mut self, after: bool) -> PResult<Row<'t>> {
-        let (present, partial_json) = self.event.layout(after);
-        let mut values = Vec::with_capacity(self.event.column_count);
+        let (present, partial_json) = self.head.layout(after);
+        let mut values = Vec::with_capacity(self.head.column_count);
         self.image_with::<false>(present, partial_json, &mut values)?;
         Ok(Row { values })
     }
@@ -234,7 +278,7 @@ impl<'t> Rows<'t> {
             };
         }
         let cols = &self.table.columns;
-        let n = self.event.column_count;
+        let n = self.head.column_count;
         let present_count = count_bits(present, n);
         let mut partial_bits: &[u8] = &[];
         if partial_json {
@@ -295,7 +339,7 @@ impl<'t> Rows<'t> {
 
     /// Refuse what no image of this event can be decoded from.
     fn check(&self) -> PResult<()> {
-        let ev = self.event;
+        let ev = &self.head;
         if ev.version == 0 {
             return Err(DecodeErrorKind::UnsupportedFormat {
                 what: "pre-GA rows image format of MySQL 5.1.0-5.1.15 preview builds".into(),
@@ -317,13 +361,12 @@ impl<'t> Rows<'t> {
     /// Check one row change's images and say where they lie, without keeping any value.
     fn scan_row(&mut self) -> PResult<RowSpans> {
         self.check()?;
-        let ev = self.event;
-        let total = ev.rows_data.len();
+        let ev = self.head;
         let span = |rows: &mut Self, after: bool| -> PResult<Range<usize>> {
             let (present, partial) = ev.layout(after);
-            let start = total - rows.cursor.remaining();
+            let start = rows.cursor.position();
             rows.image_with::<true>(present, partial, &mut Vec::new())?;
-            Ok(start..total - rows.cursor.remaining())
+            Ok(start..rows.cursor.position())
         };
         let (has_before, has_after) = ev.images();
         let before = has_before.then(|| span(self, false)).transpose()?;
@@ -362,11 +405,11 @@ impl<'t> Rows<'t> {
 
     fn next_row(&mut self) -> PResult<RowChange<'t>> {
         self.check()?;
-        let (has_before, has_after) = self.event.images();
+        let (has_before, has_after) = self.head.images();
         let before = has_before.then(|| self.image_of(false)).transpose()?;
         let mut after = has_after.then(|| self.image_of(true)).transpose()?;
         if let (RowsKind::PartialUpdate, Some(before), Some(after)) =
-            (self.event.kind, &before, &mut after)
+            (self.head.kind, &before, &mut after)
         {
             apply_partial_json(before, after)?;
         }
