@@ -187,7 +187,7 @@ impl Mode for Changes {
             event.clear();
             return Ok(());
         };
-        let used = engine.handle_bytes(event)?;
+        let used = engine.handle_input(event)?;
         event.advance(used);
         while let Some(ev) = engine.poll_event() {
             self.log.event(&ev);

@@ -20,11 +20,6 @@ impl<'a> Cursor<'a> {
         Self { buf, pos: 0 }
     }
 
-    /// Bytes consumed so far.
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

@@ -98,7 +98,7 @@ impl<'a> RowsEvent<'a> {
     /// compressed columns). Iteration stops after the first error.
     pub fn rows<'t>(&'t self, table: &'t TableMap<'t>) -> Rows<'t> {
         Rows {
-            head: self.head(),
+            event: self,
             table,
             cursor: Cursor::new(&self.rows_data),
             failed: false,
@@ -134,25 +134,39 @@ impl<'a> RowsEvent<'a> {
         after: bool,
         max_alloc: usize,
     ) -> PResult<Row<'t>> {
-        self.head()
-            .image_at(&self.rows_data, table, span, after, max_alloc)
-    }
-
-    /// What decoding this event's images needs besides the row bytes.
-    pub(crate) fn head(&self) -> RowsHead<'_> {
-        RowsHead {
-            kind: self.kind,
-            version: self.version,
-            table_id: self.table_id,
-            column_count: self.column_count,
-            columns_before: &self.columns_before,
-            columns_after: &self.columns_after,
-        }
+        let data = self
+            .rows_data
+            .get(span)
+            .ok_or(DecodeErrorKind::ShortBody { what: "row image" })?;
+        let mut rows = Rows {
+            event: self,
+            table,
+            cursor: Cursor::new(data),
+            failed: false,
+            max_alloc,
+        };
+        rows.check()?;
+        rows.image_of(after)
     }
 
     /// Which images each row change has: (before, after).
     pub(crate) fn images(&self) -> (bool, bool) {
-        self.head().images()
+        match self.kind {
+            RowsKind::Write => (false, true),
+            RowsKind::Delete => (true, false),
+            RowsKind::Update | RowsKind::PartialUpdate => (true, true),
+        }
+    }
+
+    /// The columns-present bitmap the before (`after` false) or after image is read with, and
+    /// whether its JSON columns may be partial. Only an UPDATE's after image has a bitmap of its
+    /// own; an INSERT's image (an after image) is described by the first one, `columns_before`.
+    fn layout(&self, after: bool) -> (&[u8], bool) {
+        match self.kind {
+            RowsKind::Update if after => (&self.columns_after, false),
+            RowsKind::PartialUpdate if after => (&self.columns_after, true),
+            _ => (&self.columns_before, false),
+        }
     }
 
     /// Whether the statement ends with this event.
@@ -176,68 +190,10 @@ impl<'a> RowsEvent<'a> {
     }
 }
 
-/// What decoding the images of a rows event needs besides the row bytes: its kind, format,
-/// table id, column count and columns-present bitmaps (borrowed).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowsHead<'t> {
-    pub(crate) kind: RowsKind,
-    pub(crate) version: u8,
-    pub(crate) table_id: u64,
-    pub(crate) column_count: usize,
-    pub(crate) columns_before: &'t [u8],
-    pub(crate) columns_after: &'t [u8],
-}
-
-impl<'t> RowsHead<'t> {
-    /// Which images each row change has: (before, after).
-    pub(crate) fn images(&self) -> (bool, bool) {
-        match self.kind {
-            RowsKind::Write => (false, true),
-            RowsKind::Delete => (true, false),
-            RowsKind::Update | RowsKind::PartialUpdate => (true, true),
-        }
-    }
-
-    /// The columns-present bitmap the before (`after` false) or after image is read with, and
-    /// whether its JSON columns may be partial. Only an UPDATE's after image has a bitmap of its
-    /// own; an INSERT's image (an after image) is described by the first one, `columns_before`.
-    fn layout(&self, after: bool) -> (&'t [u8], bool) {
-        match self.kind {
-            RowsKind::Update if after => (self.columns_after, false),
-            RowsKind::PartialUpdate if after => (self.columns_after, true),
-            _ => (self.columns_before, false),
-        }
-    }
-
-    /// [`RowsEvent::image_at`] with the event's row bytes passed as `rows_data`, so that the
-    /// image borrows from them rather than from the event.
-    pub(crate) fn image_at(
-        self,
-        rows_data: &'t [u8],
-        table: &'t TableMap<'t>,
-        span: Range<usize>,
-        after: bool,
-        max_alloc: usize,
-    ) -> PResult<Row<'t>> {
-        let data = rows_data
-            .get(span)
-            .ok_or(DecodeErrorKind::ShortBody { what: "row image" })?;
-        let mut rows = Rows {
-            head: self,
-            table,
-            cursor: Cursor::new(data),
-            failed: false,
-            max_alloc,
-        };
-        rows.check()?;
-        rows.image_of(after)
-    }
-}
-
 /// Iterator over the rows of a [`RowsEvent`].
 #[derive(Debug)]
 pub struct Rows<'t> {
-    head: RowsHead<'t>,
+    event: &'t RowsEvent<'t>,
     table: &'t TableMap<'t>,
     cursor: Cursor<'t>,
     failed: bool,
@@ -254,8 +210,8 @@ impl<'t> Rows<'t> {
     /// Decode the event's before (`after` false) or after image at the cursor.
     #[inline(always)]
     fn image_of(&mut self, after: bool) -> PResult<Row<'t>> {
-        let (present, partial_json) = self.head.layout(after);
-        let mut values = Vec::with_capacity(self.head.column_count);
+        let (present, partial_json) = self.event.layout(after);
+        let mut values = Vec::with_capacity(self.event.column_count);
         self.image_with::<false>(present, partial_json, &mut values)?;
         Ok(Row { values })
     }
@@ -278,7 +234,7 @@ impl<'t> Rows<'t> {
             };
         }
         let cols = &self.table.columns;
-        let n = self.head.column_count;
+        let n = self.event.column_count;
         let present_count = count_bits(present, n);
         let mut partial_bits: &[u8] = &[];
         if partial_json {
@@ -339,7 +295,7 @@ impl<'t> Rows<'t> {
 
     /// Refuse what no image of this event can be decoded from.
     fn check(&self) -> PResult<()> {
-        let ev = &self.head;
+        let ev = self.event;
         if ev.version == 0 {
             return Err(DecodeErrorKind::UnsupportedFormat {
                 what: "pre-GA rows image format of MySQL 5.1.0-5.1.15 preview builds".into(),
@@ -361,12 +317,13 @@ impl<'t> Rows<'t> {
     /// Check one row change's images and say where they lie, without keeping any value.
     fn scan_row(&mut self) -> PResult<RowSpans> {
         self.check()?;
-        let ev = self.head;
+        let ev = self.event;
+        let total = ev.rows_data.len();
         let span = |rows: &mut Self, after: bool| -> PResult<Range<usize>> {
             let (present, partial) = ev.layout(after);
-            let start = rows.cursor.position();
+            let start = total - rows.cursor.remaining();
             rows.image_with::<true>(present, partial, &mut Vec::new())?;
-            Ok(start..rows.cursor.position())
+            Ok(start..total - rows.cursor.remaining())
         };
         let (has_before, has_after) = ev.images();
         let before = has_before.then(|| span(self, false)).transpose()?;
@@ -405,11 +362,11 @@ impl<'t> Rows<'t> {
 
     fn next_row(&mut self) -> PResult<RowChange<'t>> {
         self.check()?;
-        let (has_before, has_after) = self.head.images();
+        let (has_before, has_after) = self.event.images();
         let before = has_before.then(|| self.image_of(false)).transpose()?;
         let mut after = has_after.then(|| self.image_of(true)).transpose()?;
         if let (RowsKind::PartialUpdate, Some(before), Some(after)) =
-            (self.head.kind, &before, &mut after)
+            (self.event.kind, &before, &mut after)
         {
             apply_partial_json(before, after)?;
         }

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
 use common::{corpus_dir, read_binlog};
 use mysql_binlog_codec::engine::json_lines::{write_change, write_statement};
 use mysql_binlog_codec::engine::{
@@ -611,57 +610,6 @@ fn all_events_scanned(
             return (out, None, taken.load(Ordering::Relaxed));
         }
     }
-}
-
-/// `all_events`, the input fed in pieces of `chunk` bytes, through `Engine::handle_bytes`
-/// (`as_bytes`) or `Engine::handle_input`.
-fn all_events_in_pieces(
-    bytes: &[u8],
-    chunk: usize,
-    as_bytes: bool,
-) -> (Vec<EngineEvent>, Option<EngineError>) {
-    let input = Bytes::copy_from_slice(bytes);
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    loop {
-        let piece = input.slice(pos..pos.saturating_add(chunk).min(input.len()));
-        let r = if as_bytes {
-            engine.handle_bytes(&piece)
-        } else {
-            engine.handle_input(&piece)
-        };
-        match r {
-            Ok(used) => pos += used,
-            Err(e) => return (out, Some(e)),
-        }
-        let before = out.len();
-        while let Some(ev) = engine.poll_event() {
-            out.push(ev);
-        }
-        if pos >= input.len() && out.len() == before {
-            return (out, None);
-        }
-    }
-}
-
-#[test]
-fn input_fed_as_bytes_gives_the_same_events_on_every_file() {
-    let mut changes = 0;
-    for (name, bytes) in &every_file() {
-        for chunk in [usize::MAX, 64 << 10, 777] {
-            let (want, want_err) = all_events_in_pieces(bytes, chunk, false);
-            let (got, err) = all_events_in_pieces(bytes, chunk, true);
-            assert_eq!(err, want_err, "{name} chunk {chunk}");
-            assert_eq!(got.len(), want.len(), "{name} chunk {chunk}");
-            for (g, w) in got.iter().zip(&want) {
-                assert_eq!(g, w, "{name} chunk {chunk}");
-                assert_eq!(line(g), line(w), "{name} chunk {chunk}");
-                changes += usize::from(matches!(g, EngineEvent::Change(_)));
-            }
-        }
-    }
-    assert!(changes > 1000, "only {changes} change events compared");
 }
 
 #[test]

@@ -62,11 +62,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::events::Query;
 use crate::gtid::MariaGtid;
-use crate::rows::{Row, RowsEvent, RowsHead, RowsKind};
+use crate::rows::{Row, RowsEvent, RowsKind};
 use crate::table_map::TableMap;
 use crate::value::{ColumnType, Value};
 use crate::{
@@ -227,65 +225,9 @@ struct RowsShared {
     type_code: u8,
     offset: u64,
     max_alloc: usize,
-    /// The rows event's bytes when images are decoded on demand; `None` when every image was
-    /// decoded already.
-    event: Option<KeptRows>,
-}
-
-/// A rows event as its change events keep it: its bitmaps and row images as [`Bytes`] —
-/// slices of the input when it was fed as `Bytes` ([`Engine::handle_bytes`]) and the event lay
-/// whole in it, else copies.
-#[derive(Debug)]
-struct KeptRows {
-    kind: RowsKind,
-    version: u8,
-    table_id: u64,
-    column_count: usize,
-    columns_before: Bytes,
-    columns_after: Bytes,
-    rows_data: Bytes,
-}
-
-impl KeptRows {
-    /// Keep `rows`, sharing `input`'s memory for every part that lies inside it.
-    fn new(rows: &RowsEvent<'_>, input: Option<&Bytes>) -> Self {
-        Self {
-            kind: rows.kind,
-            version: rows.version,
-            table_id: rows.table_id,
-            column_count: rows.column_count,
-            columns_before: share(input, &rows.columns_before),
-            columns_after: share(input, &rows.columns_after),
-            rows_data: share(input, &rows.rows_data),
-        }
-    }
-
-    /// What decoding an image needs besides the row bytes, borrowing the kept bitmaps.
-    fn head(&self) -> RowsHead<'_> {
-        RowsHead {
-            kind: self.kind,
-            version: self.version,
-            table_id: self.table_id,
-            column_count: self.column_count,
-            columns_before: &self.columns_before,
-            columns_after: &self.columns_after,
-        }
-    }
-}
-
-/// `part` as `Bytes`: a slice of `input` (no copy) when it lies inside it, else a copy (parts of
-/// an event that straddled two inputs, decompressed parts, plain `&[u8]` input).
-fn share(input: Option<&Bytes>, part: &[u8]) -> Bytes {
-    match input {
-        Some(input) if !part.is_empty() && within(input, part) => input.slice_ref(part),
-        _ => Bytes::copy_from_slice(part),
-    }
-}
-
-/// Whether `part` lies inside `whole` (by address: the same memory, not equal bytes).
-fn within(whole: &[u8], part: &[u8]) -> bool {
-    let (start, at) = (whole.as_ptr() as usize, part.as_ptr() as usize);
-    at >= start && at + part.len() <= start + whole.len()
+    /// The rows event (owned bytes) when images are decoded on demand; `None` when every
+    /// image was decoded already.
+    event: Option<RowsEvent<'static>>,
 }
 
 /// Where a change event's row images are.
@@ -429,14 +371,7 @@ impl ChangeEvent {
                     )));
                 };
                 event
-                    .head()
-                    .image_at(
-                        &event.rows_data,
-                        &rows.table.map,
-                        span.clone(),
-                        after,
-                        rows.max_alloc,
-                    )
+                    .image_at(&rows.table.map, span.clone(), after, rows.max_alloc)
                     .map(Some)
                     .map_err(decode_error)
             }
@@ -750,9 +685,6 @@ pub struct Engine {
     span_source: Option<Box<dyn SpanSource>>,
     /// Inside a compressed transaction payload (its events are never checked elsewhere).
     in_payload: bool,
-    /// The input being fed, during [`Engine::handle_bytes`]: rows events that lie in it keep
-    /// slices of it instead of copies.
-    input: Option<Bytes>,
 }
 
 impl fmt::Debug for Engine {
@@ -798,7 +730,6 @@ impl Engine {
             failed: None,
             span_source: None,
             in_payload: false,
-            input: None,
             config,
         }
     }
@@ -874,19 +805,6 @@ impl Engine {
         if let Err(e) = &r {
             self.failed = Some(e.clone());
         }
-        r
-    }
-
-    /// [`Self::handle_input`] for input held in [`Bytes`] (e.g. a replication packet's
-    /// payload): a rows event that lies whole in `data` is kept by its change events as a slice
-    /// of `data` (a reference count) instead of a copy of its bytes. The events then keep
-    /// `data`'s allocation alive until the last of them is dropped (a driver's packet buffer
-    /// holds several events; its queue bounds how many are alive). Parts of an event that
-    /// straddles two calls are copied, as with `handle_input`.
-    pub fn handle_bytes(&mut self, data: &Bytes) -> Result<usize, EngineError> {
-        self.input = Some(data.clone());
-        let r = self.handle_input(data);
-        self.input = None;
         r
     }
 
@@ -1420,7 +1338,7 @@ impl Engine {
                     None => rows.check_rows(&table.map, max_alloc, spans).map_err(err)?,
                 }
                 if !spans.is_empty() {
-                    let shared = shared(Some(KeptRows::new(rows, self.input.as_ref())));
+                    let shared = shared(Some(rows.clone().into_owned()));
                     for s in spans.drain(..) {
                         push(
                             txn,
@@ -1663,59 +1581,6 @@ mod tests {
         );
         assert!(qualified_databases("UPDATE t SET v = 1.5").is_empty());
         assert!(qualified_databases("CREATE TABLE t (c CHAR(3))").is_empty());
-    }
-
-    /// Feed `input` in pieces of `chunk` bytes (slices of it) through `handle_bytes`; every
-    /// change event with whether its rows bytes are a slice of `input` (not a copy).
-    fn fed_as_bytes(input: &Bytes, chunk: usize) -> Vec<(ChangeEvent, bool)> {
-        let mut engine = Engine::new(EngineConfig::default());
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < input.len() {
-            let piece = input.slice(pos..(pos + chunk).min(input.len()));
-            let used = engine.handle_bytes(&piece).expect("decodes");
-            assert_eq!(used, piece.len(), "the queue never fills here");
-            pos += used;
-            assert!(engine.input.is_none(), "the input is let go after the call");
-            while let Some(ev) = engine.poll_event() {
-                if let EngineEvent::Change(c) = ev {
-                    let kept = c.shared.event.as_ref().expect("lazy images");
-                    let shared = within(input, &kept.rows_data);
-                    out.push((c, shared));
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn rows_fed_as_bytes_are_kept_as_slices_unless_they_straddle_two_calls() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/mariadb/types.000001"
-        );
-        let input = Bytes::from(std::fs::read(path).expect("fixture"));
-        let whole = fed_as_bytes(&input, usize::MAX);
-        assert!(whole.len() > 10);
-        assert!(
-            whole.iter().all(|(_, shared)| *shared),
-            "whole input: all slices"
-        );
-        let pieces = fed_as_bytes(&input, 300);
-        assert_eq!(pieces.len(), whole.len());
-        // A rows event that straddles two pieces is copied (from the pending bytes), one that
-        // lies in a piece is a slice of it.
-        assert!(pieces.iter().any(|(_, shared)| *shared));
-        assert!(pieces.iter().any(|(_, shared)| !*shared));
-        for ((a, _), (b, _)) in whole.iter().zip(&pieces) {
-            assert_eq!(a.before().unwrap(), b.before().unwrap());
-            assert_eq!(a.after().unwrap(), b.after().unwrap());
-        }
-        // The parts of a straddling event never point into the input, whatever `within` says
-        // of addresses next to it.
-        assert!(!within(&input[..10], &input[5..11]));
-        assert!(within(&input[..10], &input[10..10]));
-        assert_eq!(share(Some(&input), &input[..0]).len(), 0);
     }
 
     #[test]
