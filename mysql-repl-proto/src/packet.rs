@@ -673,6 +673,75 @@ mod tests {
         }
     }
 
+    /// Payloads of `sizes` framed one after another from sequence id 0: the wire and what
+    /// must come out, `(sequence id, payload)` each.
+    fn packets(sizes: &[usize]) -> (Vec<u8>, Vec<(u8, Vec<u8>)>) {
+        let (mut wire, mut want, mut seq) = (Vec::new(), Vec::new(), 0u8);
+        for (k, &n) in sizes.iter().enumerate() {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 7 + k) as u8).collect();
+            want.push((seq, payload.clone()));
+            seq = write_packet(&mut wire, &payload, seq);
+        }
+        (wire, want)
+    }
+
+    fn read_in_pieces(wire: &[u8], piece: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut r = PacketReader::default();
+        r.expect_seq(0);
+        let mut got = Vec::new();
+        for chunk in wire.chunks(piece) {
+            r.handle_input(chunk);
+            while let Some((seq, payload)) = r.next_packet(usize::MAX).unwrap() {
+                got.push((seq, payload.to_vec()));
+            }
+        }
+        assert_eq!(r.buffered(), 0);
+        got
+    }
+
+    #[test]
+    fn packets_come_out_the_same_however_the_input_is_cut() {
+        let (wire, want) = packets(&[0, 1, 5, 300, 70_000, 8_000, 2, 65_536, 17, 4, 0, 9]);
+        for piece in [1, 3, 4, 5, 7, 1000, 8_192, 65_536, 100_000, wire.len()] {
+            assert!(read_in_pieces(&wire, piece) == want, "pieces of {piece}");
+        }
+        let (wire, want) = packets(&[10, MAX_CHUNK + 3, 20, MAX_CHUNK, 30]);
+        for piece in [65_536, 1 << 20, wire.len()] {
+            assert!(read_in_pieces(&wire, piece) == want, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn whole_packets_in_one_input_are_still_checked() {
+        let mut wire = Vec::new();
+        write_packet(&mut wire, &[7u8; 2000], 0);
+        let mut r = PacketReader::default();
+        r.handle_input(&wire);
+        assert!(matches!(
+            r.next_packet(1000),
+            Err(ProtoError::PacketTooLarge { size: 2000, .. })
+        ));
+        let mut r = PacketReader::default();
+        r.expect_seq(1);
+        r.handle_input(&wire);
+        assert!(matches!(
+            r.next_packet(usize::MAX),
+            Err(ProtoError::Protocol { .. })
+        ));
+        // A sequence id expected after both packets arrived applies to the second.
+        let mut two = Vec::new();
+        write_packet(&mut two, b"a", 4);
+        write_packet(&mut two, b"b", 0);
+        let mut r = PacketReader::default();
+        r.handle_input(&two);
+        assert_eq!(r.next_packet(10).unwrap().unwrap().0, 4);
+        r.expect_seq(0);
+        assert_eq!(
+            r.next_packet(10).unwrap().unwrap(),
+            (0, Bytes::from_static(b"b"))
+        );
+    }
+
     #[test]
     fn oversized_packets_are_refused_before_buffering() {
         let mut r = PacketReader::default();
