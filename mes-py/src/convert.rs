@@ -391,6 +391,15 @@ fn identical(a: &Value<'_>, b: &Value<'_>) -> bool {
     }
 }
 
+/// An UPDATE's before image as converted, offered to its after image: the decoded row, each
+/// column's object (`None` where the column is absent) and the dict.
+#[derive(Clone, Copy)]
+struct Before<'r, 'py> {
+    row: &'r Row<'r>,
+    objs: &'r [Option<Bound<'py, PyAny>>],
+    dict: &'r Bound<'py, PyDict>,
+}
+
 /// Converts the row images of one event: what every image of it shares.
 struct RowConverter<'a, 'py> {
     py: Python<'py>,
@@ -404,20 +413,38 @@ struct RowConverter<'a, 'py> {
 }
 
 impl<'py> RowConverter<'_, 'py> {
+    /// Whether `row` has every column (then its dict has the template's keys, in order).
+    fn full(&self, row: &Row<'_>) -> bool {
+        row.values.len() == self.t.keys.len() && row.values.iter().all(Option::is_some)
+    }
+
     /// One row image as a dict. `record` (before image of an UPDATE) receives each column's
     /// object; `shared` (after image) offers them back: a column whose value equals the before
-    /// image's reuses that object instead of building an equal one.
+    /// image's reuses that object instead of building an equal one. When both images have
+    /// every column, the after image's dict starts as a copy of the before image's (`shared`'s
+    /// dict) and only the columns that changed are set in it.
     fn row(
         &mut self,
         row: &Row<'_>,
         mut record: Option<&mut Vec<Option<Bound<'py, PyAny>>>>,
-        shared: Option<(&Row<'_>, &[Option<Bound<'py, PyAny>>])>,
+        shared: Option<Before<'_, 'py>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (py, native) = (self.py, self.native);
         let keys = &self.t.keys;
-        let full = row.values.len() == keys.len() && row.values.iter().all(Option::is_some);
-        let d = match (&self.t.template, full) {
-            (Some(tpl), true) => tpl.bind(py).copy()?,
+        let full = self.full(row);
+        // An UPDATE's after image with every column, after a before image with every column:
+        // the before image's dict has the same keys in the same order, and the unchanged
+        // columns' objects already in place.
+        let from_before = match shared {
+            Some(b) if full && self.t.template.is_some() && self.full(b.row) => {
+                Some(b.dict.copy()?)
+            }
+            _ => None,
+        };
+        let copied = from_before.is_some();
+        let d = match (from_before, &self.t.template, full) {
+            (Some(d), _, _) => d,
+            (None, Some(tpl), true) => tpl.bind(py).copy()?,
             _ => PyDict::new(py),
         };
         for (i, v) in row.values.iter().enumerate() {
@@ -428,14 +455,18 @@ impl<'py> RowConverter<'_, 'py> {
                 }
                 continue;
             };
-            let reuse =
-                shared.and_then(|(before, objs)| match (before.values.get(i), objs.get(i)) {
-                    (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
-                        Some(obj.clone())
-                    }
-                    _ => None,
-                });
+            let reuse = shared.and_then(|b| match (b.row.values.get(i), b.objs.get(i)) {
+                (Some(Some(b)), Some(Some(obj))) if shareable(v, native) && identical(b, v) => {
+                    Some(obj.clone())
+                }
+                _ => None,
+            });
             let val = match reuse {
+                Some(_) if copied => {
+                    // Already in the dict copied from the before image.
+                    self.texts.skip(v, native);
+                    continue;
+                }
                 Some(obj) => {
                     self.texts.skip(v, native);
                     obj
@@ -748,7 +779,12 @@ pub fn event<'py>(
     };
     let after = match after_row {
         Some(r) => {
-            let shared = before_row.map(|b| (b, before_objs.as_slice()));
+            let before_dict = before.cast::<PyDict>().ok();
+            let shared = before_row.zip(before_dict).map(|(row, dict)| Before {
+                row,
+                objs: &before_objs,
+                dict,
+            });
             images.row(r, None, shared)?.into_any()
         }
         None => py.None().into_bound(py),

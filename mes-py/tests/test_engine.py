@@ -100,6 +100,33 @@ def test_file_magic_is_accepted(corpus):
     assert len(feed_all(e, with_magic[8:])) == 63
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_update_after_images_share_the_before_images_objects(corpus, native):
+    """An UPDATE's after dict (built from a copy of the before dict when both images have every
+    column) has the before dict's keys in the same order, shares the objects of unchanged
+    columns with it, and is a dict of its own: changing one does not change the other. (Its
+    values are checked against the original package's in test_differential.py.)"""
+    updates = unchanged = 0
+    for entry in json.loads((corpus / "census.json").read_text()):
+        try:
+            events = decode(corpus, entry["file"], native_types=native)
+        except MesError:
+            continue
+        for ev in events:
+            if ev.type is not EventType.UPDATE or ev.before is None or ev.after is None:
+                continue
+            updates += 1
+            assert ev.after is not ev.before
+            if set(ev.before) == set(ev.after):
+                assert list(ev.before) == list(ev.after), entry["file"]
+                unchanged += sum(ev.after[k] is v for k, v in ev.before.items())
+            copy = dict(ev.before)
+            ev.after["__probe__"] = 1
+            assert ev.before == copy, entry["file"]
+            del ev.after["__probe__"]
+    assert updates > 100 and unchanged > 100, (updates, unchanged)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 19, 1000])
 def test_split_invariance(corpus, chunk):
     data = load(corpus, CRC32_FILE)
