@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let mut now = Instant::now();
     let Ok(mut conn) = Connection::new(config, now) else { return };
     let mut closed = false;
-    let mut drain = |conn: &mut Connection, closed: &mut bool| loop {
+    let drain = |conn: &mut Connection, closed: &mut bool| loop {
         match conn.poll_output() {
             Output::Wait(_) => break,
             Output::Closed(_) => *closed = true,
