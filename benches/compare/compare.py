@@ -518,6 +518,24 @@ def cmd_report(args: argparse.Namespace) -> int:
             "measured by `cargo bench -p mes-benches --bench decode`."
         ),
     ]
+    if args.repeat > 1:
+
+        def per_run(num: str, den: str) -> str:
+            # Run i of every contender ran within minutes of the others' run i (interleaved),
+            # so these pairs share the VM's speed of the moment better than the medians do.
+            return " / ".join(
+                f"{a['seconds'] / b['seconds']:.2f}" for a, b in zip(runs[num], runs[den])
+            )
+
+        lines += [
+            "",
+            (
+                "Per-run ratios (run i of one against run i of the other, in run order): "
+                f"vs the floor: mes-blocking {per_run('floor', 'rust-blocking')}, mes-tokio "
+                f"{per_run('floor', 'rust-tokio')}; vs the original: async "
+                f"{per_run('orig-async', 'ours-async')}, sync {per_run('orig-sync', 'ours-sync')}."
+            ),
+        ]
     budget = [
         (k, cpu) for k in ("floor", "rust-blocking", "rust-tokio") if (cpu := median_cpu(k))
     ]
