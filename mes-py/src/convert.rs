@@ -434,7 +434,9 @@ impl<'py> RowConverter<'_, 'py> {
         let full = self.full(row);
         // An UPDATE's after image with every column, after a before image with every column:
         // the before image's dict has the same keys in the same order, and the unchanged
-        // columns' objects already in place.
+        // columns' objects already in place. Only with a template, i.e. distinct keys: with
+        // two columns under one key the dict holds the later column's value, and setting only
+        // the changed columns in a copy could leave the earlier column's value there instead.
         let from_before = match shared {
             Some(b) if full && self.t.template.is_some() && self.full(b.row) => {
                 Some(b.dict.copy()?)
