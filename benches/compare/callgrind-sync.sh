@@ -18,6 +18,10 @@
 # (and perf) show the split of a real run.
 #
 # Usage: bash benches/compare/callgrind-sync.sh [SMALL [LARGE]]      (defaults 2000 and 20000)
+# Ours' calling-thread count is then split two ways (same subtraction): by the code that runs
+# the instructions (CPython, our native module, libc) and by the call they happen in
+# (`next_event` — converting an event into Python objects, CPython's work included —, `feed`,
+# and everything else: the loop's own bytecode, freeing the previous event, reading the file).
 # MES_CALLGRIND_TOP=N also prints where ours spends the calling thread's: the N functions with
 # the most instructions of their own per row event (same subtraction, function by function).
 # The callgrind files stay in build/bench-callgrind/ (one per thread: NAME-01, NAME-02, ...).
@@ -107,9 +111,8 @@ awk -v o="${CALLER[ours]}" -v g="${CALLER[orig]}" \
     -v ot="$(( CALLER[ours] + OTHERS[ours] ))" -v gt="$(( CALLER[orig] + OTHERS[orig] ))" \
     'BEGIN { printf "\nratio (original / ours), instructions per row event: %.2fx on the calling thread (the loop the benchmark times), %.2fx in total\n", g / o, gt / ot }'
 
-if [ "$TOP" -gt 0 ]; then
-    printf '\nours, calling thread, instructions of its own per row event, by function (top %s):\n\n' "$TOP"
-    "$PY_OURS" - "$DIR/ours-$SMALL.callgrind-01" "$DIR/ours-$LARGE.callgrind-01" "$EVENTS" "$TOP" <<'PY'
+# The calling thread's split, and the top functions when asked for.
+"$PY_OURS" - "$DIR/ours-$SMALL.callgrind-01" "$DIR/ours-$LARGE.callgrind-01" "$EVENTS" "$TOP" <<'PY'
 import re
 import subprocess
 import sys
@@ -139,11 +142,63 @@ def own_counts(path):
             counts[name] = counts.get(name, 0) + int(m.group(1).replace(",", ""))
     return counts
 
+def inclusive_counts(path):
+    """Inclusive count of each function, the largest over the source files it is listed under
+    (an inlined function appears once per file its code came from; the entry of the file that
+    holds its body includes the others)."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--auto=no", "--threshold=100", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    counts = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            fn = re.match(r"(?:.*?):(.*?)(?: \[.*\])?$", m.group(2))
+            name = fn.group(1) if fn else m.group(2)
+            counts[name] = max(counts.get(name, 0), int(m.group(1).replace(",", "")))
+    return counts
+
+
+def runs_in(name):
+    """Which code runs a function's own instructions: by its object when callgrind names it,
+    else by its source file (Rust sources and mimalloc are ours; C sources are CPython's)."""
+    m = re.match(r"(.*?):(.*?)(?: \[(.*)\])?$", name)
+    where, fn, obj = (m.group(1), m.group(2), m.group(3) or "") if m else ("", name, "")
+    if "_native" in obj or where.endswith(".rs") or re.match(r"_?mi_", fn):
+        return "our native module"
+    if "libpython" in obj or where.endswith((".c", ".h")):
+        return "CPython"
+    if "libc" in obj or "ld-linux" in obj or where.endswith(".S"):
+        return "libc"
+    return "other"
+
+
 small, large = own_counts(sys.argv[1]), own_counts(sys.argv[2])
 events, top = int(sys.argv[3]), int(sys.argv[4])
-rows = sorted(((large.get(k, 0) - small.get(k, 0)) / events, k) for k in large)
-print("| instructions per row event | function [object] |\n|---:|---|")
-for per, name in reversed(rows[-top:]):
-    print(f"| {per:.0f} | {name[:160]} |")
+per = {k: (large.get(k, 0) - small.get(k, 0)) / events for k in set(large) | set(small)}
+total = sum(per.values())
+by_code = {}
+for name, n in per.items():
+    by_code[runs_in(name)] = by_code.get(runs_in(name), 0) + n
+print("\nours, calling thread, instructions per row event by the code that runs them: " + ", ".join(
+    f"{k} {v:.0f} ({100 * v / total:.0f}%)" for k, v in sorted(by_code.items(), key=lambda kv: -kv[1])
+))
+small_i, large_i = inclusive_counts(sys.argv[1]), inclusive_counts(sys.argv[2])
+calls = {}
+for label, fn in (("next_event", "_native::NativeEngine::__pymethod_next_event__"),
+                  ("feed", "_native::NativeEngine::__pymethod_feed__")):
+    calls[label] = (large_i.get(fn, 0) - small_i.get(fn, 0)) / events
+rest = total - sum(calls.values())
+print("... and by the call they happen in: " + ", ".join(f"{k} {v:.0f}" for k, v in calls.items())
+      + f", the rest {rest:.0f} (the loop's own bytecode, which the original's loop runs too;"
+      " freeing the previous event's objects; reading the file)")
+if top > 0:
+    print(f"\nours, calling thread, instructions of its own per row event, by function (top {top}):\n")
+    rows = sorted((n, k) for k, n in per.items())
+    print("| instructions per row event | function [object] |\n|---:|---|")
+    for n, name in reversed(rows[-top:]):
+        print(f"| {n:.0f} | {name[:160]} |")
 PY
-fi
