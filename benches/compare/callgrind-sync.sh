@@ -127,38 +127,36 @@ def short(name):
     return f"{where}:{m.group(2)}{obj}"
 
 
-def own_counts(path):
+def annotated(path, *flags):
+    """(count, "file:function [object]") for each function callgrind_annotate lists."""
     text = subprocess.run(
-        ["callgrind_annotate", "--auto=no", "--threshold=100", path],
+        ["callgrind_annotate", *flags, "--auto=no", "--threshold=100", path],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    counts = {}
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", line)
         if m and "PROGRAM TOTALS" not in line:
-            name = short(m.group(2))
-            counts[name] = counts.get(name, 0) + int(m.group(1).replace(",", ""))
+            yield int(m.group(1).replace(",", "")), m.group(2)
+
+
+def own_counts(path):
+    counts = {}
+    for n, name in annotated(path):
+        counts[short(name)] = counts.get(short(name), 0) + n
     return counts
+
 
 def inclusive_counts(path):
     """Inclusive count of each function, the largest over the source files it is listed under
     (an inlined function appears once per file its code came from; the entry of the file that
     holds its body includes the others)."""
-    text = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--auto=no", "--threshold=100", path],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     counts = {}
-    for line in text.splitlines():
-        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", line)
-        if m and "PROGRAM TOTALS" not in line:
-            fn = re.match(r"(?:.*?):(.*?)(?: \[.*\])?$", m.group(2))
-            name = fn.group(1) if fn else m.group(2)
-            counts[name] = max(counts.get(name, 0), int(m.group(1).replace(",", "")))
+    for n, name in annotated(path, "--inclusive=yes"):
+        fn = re.match(r"(?:.*?):(.*?)(?: \[.*\])?$", name)
+        name = fn.group(1) if fn else name
+        counts[name] = max(counts.get(name, 0), n)
     return counts
 
 
