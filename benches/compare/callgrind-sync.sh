@@ -117,14 +117,20 @@ import re
 import subprocess
 import sys
 
+def parts(name):
+    """"dir/file.rs:function [dir/object.so]" -> ("dir/file.rs", "function", "dir/object.so");
+    the object is "" when callgrind does not name it, the file "" when the line has no colon."""
+    m = re.match(r"(.*?):(.*?)(?: \[(.*)\])?$", name)
+    return (m.group(1), m.group(2), m.group(3) or "") if m else ("", name, "")
+
+
 def short(name):
     # "dir/file.rs:function [dir/object.so]" -> "file.rs:function [object.so]"
-    m = re.match(r"(.*?):(.*?)(?: \[(.*)\])?$", name)
-    if not m:
+    where, fn, obj = parts(name)
+    if not where:
         return name
-    where = m.group(1).rsplit("/", 1)[-1]
-    obj = f" [{m.group(3).rsplit('/', 1)[-1]}]" if m.group(3) else ""
-    return f"{where}:{m.group(2)}{obj}"
+    obj = f" [{obj.rsplit('/', 1)[-1]}]" if obj else ""
+    return f"{where.rsplit('/', 1)[-1]}:{fn}{obj}"
 
 
 def annotated(path, *flags):
@@ -154,17 +160,15 @@ def inclusive_counts(path):
     holds its body includes the others)."""
     counts = {}
     for n, name in annotated(path, "--inclusive=yes"):
-        fn = re.match(r"(?:.*?):(.*?)(?: \[.*\])?$", name)
-        name = fn.group(1) if fn else name
-        counts[name] = max(counts.get(name, 0), n)
+        fn = parts(name)[1]
+        counts[fn] = max(counts.get(fn, 0), n)
     return counts
 
 
 def runs_in(name):
     """Which code runs a function's own instructions: by its object when callgrind names it,
     else by its source file (Rust sources and mimalloc are ours; C sources are CPython's)."""
-    m = re.match(r"(.*?):(.*?)(?: \[(.*)\])?$", name)
-    where, fn, obj = (m.group(1), m.group(2), m.group(3) or "") if m else ("", name, "")
+    where, fn, obj = parts(name)
     if "_native" in obj or where.endswith(".rs") or re.match(r"_?mi_", fn):
         return "our native module"
     if "libpython" in obj or where.endswith((".c", ".h")):
@@ -180,7 +184,8 @@ per = {k: (large.get(k, 0) - small.get(k, 0)) / events for k in set(large) | set
 total = sum(per.values())
 by_code = {}
 for name, n in per.items():
-    by_code[runs_in(name)] = by_code.get(runs_in(name), 0) + n
+    code = runs_in(name)
+    by_code[code] = by_code.get(code, 0) + n
 print("\nours, calling thread, instructions per row event by the code that runs them: " + ", ".join(
     f"{k} {v:.0f} ({100 * v / total:.0f}%)" for k, v in sorted(by_code.items(), key=lambda kv: -kv[1])
 ))
