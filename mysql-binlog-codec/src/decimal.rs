@@ -244,6 +244,63 @@ pub fn decimal_bin_size(precision: u8, scale: u8) -> Result<usize, DecimalError>
     Layout::new(precision, scale).map(Layout::bin_size)
 }
 
+/// Most digit groups a DECIMAL has (65 digits: at most 9 groups; room to spare).
+const MAX_GROUPS: usize = 12;
+
+/// [`Decimal::check`] for one `DECIMAL(precision, scale)`, worked out once: the byte length and
+/// the bound of each digit group. For checking many values of one column (the rows check's
+/// fast path) without redoing the layout for each value; it accepts exactly what
+/// [`Decimal::check`] accepts (a property test compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DecimalCheck {
+    size: usize,
+    /// `(bytes, digits)` of each group, most significant first; the first `len` are used.
+    groups: [(u8, u8); MAX_GROUPS],
+    len: usize,
+}
+
+impl DecimalCheck {
+    /// The check of a structurally valid type; `None` for an invalid one (which
+    /// [`Decimal::check`] refuses whatever the bytes).
+    pub(crate) fn new(precision: u8, scale: u8) -> Option<Self> {
+        let layout = Layout::new(precision, scale).ok()?;
+        let mut check = Self {
+            size: layout.bin_size(),
+            groups: [(0, 0); MAX_GROUPS],
+            len: 0,
+        };
+        for (digits, _) in layout.groups() {
+            // Both fit a byte: at most 4 bytes and 9 digits a group.
+            *check.groups.get_mut(check.len)? = (dig2bytes(digits) as u8, digits as u8);
+            check.len += 1;
+        }
+        Some(check)
+    }
+
+    /// Bytes of a value.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether `bytes` (a value's [`Self::size`] bytes) has every digit group in range.
+    pub(crate) fn accepts(&self, bytes: &[u8]) -> bool {
+        // As `each_group` reads them: the sign bit clear means negative (every byte
+        // inverted), and the first byte's sign bit flipped.
+        let mask: u32 = if sign_bit_negative(bytes) { 0xFF } else { 0 };
+        let mut at = 0usize;
+        self.groups[..self.len].iter().all(|&(n, digits)| {
+            let n = usize::from(n);
+            let mut value = 0u32;
+            for i in at..at + n {
+                let b = u32::from(bytes.get(i).copied().unwrap_or(0)) ^ mask;
+                value = (value << 8) | if i == 0 { b ^ 0x80 } else { b };
+            }
+            at += n;
+            value < pow10(usize::from(digits))
+        })
+    }
+}
+
 /// A borrowed binary DECIMAL value (exactly `decimal_bin_size` bytes).
 ///
 /// Only [`Decimal::parse`] creates values, and it checks every digit group,
@@ -999,6 +1056,34 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn decimal_check_accepts_what_decimal_check_accepts(
+            p in 0u8..=70,
+            s in 0u8..=70,
+            bytes in proptest::collection::vec(any::<u8>(), 0..40),
+            biased in any::<bool>(),
+        ) {
+            // Biased inputs keep most groups in range, so that both answers occur.
+            let bytes: Vec<u8> = if biased {
+                bytes.iter().enumerate().map(|(i, b)| if i % 4 == 0 { b & 0x83 } else { *b }).collect()
+            } else {
+                bytes
+            };
+            match DecimalCheck::new(p, s) {
+                None => prop_assert!(Decimal::check(&bytes, p, s).is_err()),
+                Some(c) => {
+                    let want = Decimal::check(&bytes, p, s);
+                    match bytes.get(..c.size()) {
+                        Some(b) => prop_assert_eq!(c.accepts(b), want.is_ok(), "{:?}", want),
+                        None => prop_assert!(want.is_err()),
+                    }
+                    if let Ok(n) = want {
+                        prop_assert_eq!(n, c.size());
+                    }
+                }
+            }
+        }
 
         #[test]
         fn roundtrip_valid_text((p, s, t, canon) in valid_case()) {
