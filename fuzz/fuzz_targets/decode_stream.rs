@@ -285,10 +285,15 @@ fn checked_elsewhere_pass(ctl: u8, input: &[u8], ahead: bool) -> (Vec<String>, O
 }
 
 /// Pass 3: the change-event engine over the same bytes (lazy images, then decoded images).
-/// Nothing may panic, and every image of a change it hands out decodes: the engine checked
-/// each row when its rows event arrived.
+/// Nothing may panic, every image of a change it hands out decodes (the engine checked each
+/// row when its rows event arrived), and both ways hand out the same events (as their Debug
+/// text, which shows decoded values) and end alike: the rows check (its fast path included)
+/// finds the images where the rows iterator finds them and refuses what it refuses.
 fn engine_pass(ctl: u8, input: &[u8]) {
+    let mut runs: Vec<(Vec<String>, bool)> = Vec::new();
     for decoded in [false, true] {
+        let mut seen = Vec::new();
+        let mut failed = false;
         let mut engine = Engine::new(
             EngineConfig::default()
                 .with_decoder(config(ctl))
@@ -298,12 +303,14 @@ fn engine_pass(ctl: u8, input: &[u8]) {
         let mut pos = 0;
         loop {
             let Ok(used) = engine.handle_input(&input[pos..]) else {
+                failed = true;
                 break;
             };
             pos += used;
             let mut polled = false;
             while let Some(ev) = engine.poll_event() {
                 polled = true;
+                seen.push(format!("{ev:?}"));
                 if let EngineEvent::Change(c) = ev {
                     let before = c.before().expect("a checked before image decodes");
                     let after = c.after().expect("a checked after image decodes");
@@ -317,5 +324,14 @@ fn engine_pass(ctl: u8, input: &[u8]) {
                 break;
             }
         }
+        runs.push((seen, failed));
     }
+    assert!(
+        runs[0] == runs[1],
+        "lazy images (rows checked) and decoded images (rows iterated) differ: {} events{} against {} events{}",
+        runs[0].0.len(),
+        if runs[0].1 { " then an error" } else { "" },
+        runs[1].0.len(),
+        if runs[1].1 { " then an error" } else { "" },
+    );
 }
