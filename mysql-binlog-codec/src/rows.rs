@@ -576,6 +576,18 @@ mod tests {
         out.extend_from_slice(bytes);
     }
 
+    /// Table `d`.`t` (id 1) with these columns and no optional metadata.
+    fn table_of(columns: Vec<ColumnDef<'static>>) -> TableMap<'static> {
+        TableMap {
+            table_id: 1,
+            flags: 0,
+            database: Cow::Borrowed("d"),
+            table: Cow::Borrowed("t"),
+            columns,
+            optional_metadata: Cow::Borrowed(&[]),
+        }
+    }
+
     /// A deterministic byte source for the generated rows (xorshift).
     struct Noise(u64);
 
@@ -661,14 +673,7 @@ mod tests {
             col(18, 6),
             col(5, 8),
         ];
-        let table = TableMap {
-            table_id: 1,
-            flags: 0,
-            database: Cow::Borrowed("d"),
-            table: Cow::Borrowed("t"),
-            columns,
-            optional_metadata: Cow::Borrowed(&[]),
-        };
+        let table = table_of(columns);
         let mut row = vec![0b1110_0000u8]; // five columns, none NULL; the other bits set
         row.extend_from_slice(&7i32.to_le_bytes());
         row.extend_from_slice(&[3, b'a', b'b', b'c']);
@@ -766,14 +771,7 @@ mod tests {
                 }
                 _ => {}
             }
-            let table = TableMap {
-                table_id: 1,
-                flags: 0,
-                database: Cow::Borrowed("d"),
-                table: Cow::Borrowed("t"),
-                columns: cols,
-                optional_metadata: Cow::Borrowed(&[]),
-            };
+            let table = table_of(cols);
             let event = RowsEvent {
                 kind,
                 version: 2,
