@@ -12,20 +12,16 @@
 # Usage: bash benches/callgrind-engine.sh [SMALL [LARGE]]      (defaults 2000 and 20000)
 # MES_CALLGRIND_ENGINE_BIN=PATH counts another build of mes-bench-engine instead of this
 # checkout's (e.g. one built from an older commit in a git worktree, to compare two builds).
-# Needs valgrind; the binlogs are shared with benches/compare/callgrind-sync.sh
-# (build/bench-callgrind/ref-N.binlog, made once by benches/gen-bench-binlog.sh with its own
-# throwaway MariaDB). Under a minute once they exist.
+# Needs valgrind (installed when root); the binlogs are shared with
+# benches/compare/callgrind-sync.sh (see benches/callgrind-common.sh). Under a minute once they
+# exist.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-SMALL="${1:-2000}"
-LARGE="${2:-20000}"
-for v in SMALL LARGE; do
-    [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || { echo "$v must be a number > 0" >&2; exit 2; }
-done
-[ "$LARGE" -gt "$SMALL" ] || { echo "LARGE ($LARGE) must be above SMALL ($SMALL)" >&2; exit 2; }
-command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+# shellcheck source=callgrind-common.sh
+source "$REPO/benches/callgrind-common.sh"
+callgrind_sizes "$@"
 
 BIN="${MES_CALLGRIND_ENGINE_BIN:-}"
 if [ -z "$BIN" ]; then
@@ -34,14 +30,7 @@ if [ -z "$BIN" ]; then
 fi
 [ -x "$BIN" ] || { echo "$BIN is not an executable" >&2; exit 1; }
 
-DIR="$REPO/build/bench-callgrind"
-mkdir -p "$DIR"
-binlog() { echo "$DIR/ref-$1.binlog"; }
-for n in "$SMALL" "$LARGE"; do
-    if [ ! -s "$(binlog "$n")" ]; then
-        MES_BENCH_OUT="$(binlog "$n")" bash "$REPO/benches/gen-bench-binlog.sh" "$n" ref >&2
-    fi
-done
+callgrind_setup
 
 # Instructions of one run (the run must see every row change: valgrind exits with its status).
 count() {

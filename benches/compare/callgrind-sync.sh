@@ -33,34 +33,16 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-SMALL="${1:-2000}"
-LARGE="${2:-20000}"
-for v in SMALL LARGE; do
-    [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || { echo "$v must be a number > 0" >&2; exit 2; }
-done
-[ "$LARGE" -gt "$SMALL" ] || { echo "LARGE ($LARGE) must be above SMALL ($SMALL)" >&2; exit 2; }
+# shellcheck source=../callgrind-common.sh
+source "$REPO/benches/callgrind-common.sh"
+callgrind_sizes "$@"
 PY_OURS="${MES_CALLGRIND_PY_OURS:-$REPO/build/bench-venv/bin/python}"
 PY_ORIG="${MES_CALLGRIND_PY_ORIG:-$REPO/build/bench-venv-orig/bin/python}"
 for p in "$PY_OURS" "$PY_ORIG"; do
     [ -x "$p" ] || { echo "$p missing: run benches/compare/run.sh once (it makes both venvs)" >&2; exit 1; }
 done
-if ! command -v valgrind >/dev/null; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y valgrind
-    else
-        echo "valgrind is missing (apt-get install valgrind)" >&2
-        exit 1
-    fi
-fi
-
+callgrind_setup
 DIR="$REPO/build/bench-callgrind"
-mkdir -p "$DIR"
-binlog() { echo "$DIR/ref-$1.binlog"; }
-for n in "$SMALL" "$LARGE"; do
-    if [ ! -s "$(binlog "$n")" ]; then
-        MES_BENCH_OUT="$(binlog "$n")" bash "$REPO/benches/gen-bench-binlog.sh" "$n" ref
-    fi
-done
 
 # Instructions executed by one `compare.py sync` run (which also checks every row change),
 # counted per thread (--separate-threads): printed as "CALLER OTHERS", the thread that runs the
