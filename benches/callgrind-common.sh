@@ -6,6 +6,7 @@
 #   callgrind_sizes [SMALL [LARGE]]   sets SMALL and LARGE (defaults 2000 and 20000), checked
 #   callgrind_setup                   valgrind there (installed when root), both binlogs made
 #   binlog N                          the path of the binlog with N rows per phase
+#   CALLGRIND_DIR                     where the binlogs (and callgrind-sync.sh's counts) live
 
 callgrind_sizes() {
     SMALL="${1:-2000}"
@@ -17,7 +18,8 @@ callgrind_sizes() {
     [ "$LARGE" -gt "$SMALL" ] || { echo "LARGE ($LARGE) must be above SMALL ($SMALL)" >&2; exit 2; }
 }
 
-binlog() { echo "$REPO/build/bench-callgrind/ref-$1.binlog"; }
+CALLGRIND_DIR="$REPO/build/bench-callgrind"
+binlog() { echo "$CALLGRIND_DIR/ref-$1.binlog"; }
 
 callgrind_setup() {
     if ! command -v valgrind >/dev/null; then
@@ -28,7 +30,7 @@ callgrind_setup() {
             exit 1
         fi
     fi
-    mkdir -p "$REPO/build/bench-callgrind"
+    mkdir -p "$CALLGRIND_DIR"
     local n
     for n in "$SMALL" "$LARGE"; do
         if [ ! -s "$(binlog "$n")" ]; then

@@ -42,7 +42,7 @@ for p in "$PY_OURS" "$PY_ORIG"; do
     [ -x "$p" ] || { echo "$p missing: run benches/compare/run.sh once (it makes both venvs)" >&2; exit 1; }
 done
 callgrind_setup
-DIR="$REPO/build/bench-callgrind"
+DIR="$CALLGRIND_DIR"
 
 # Instructions executed by one `compare.py sync` run (which also checks every row change),
 # counted per thread (--separate-threads): printed as "CALLER OTHERS", the thread that runs the
